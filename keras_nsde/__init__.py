@@ -1,0 +1,22 @@
+"""keras_nsde: Neural SDE layers for Keras 3 (Liu et al., 2019).
+
+    model.add(keras_nsde.SDEBlock(diffusion="multiplicative"))
+"""
+
+__version__ = "0.1.0"
+
+from keras_nsde import brownian, diffusions, gradients, layers, solvers
+from keras_nsde.layers import ConvDrift, MLPDrift, SDEBlock, TimeConv2D
+
+__all__ = [
+    "ConvDrift",
+    "MLPDrift",
+    "SDEBlock",
+    "TimeConv2D",
+    "__version__",
+    "brownian",
+    "diffusions",
+    "gradients",
+    "layers",
+    "solvers",
+]

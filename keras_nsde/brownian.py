@@ -1,0 +1,69 @@
+"""Brownian increments dW_n for a time grid of `num_steps` equal steps.
+
+A path object hands the solver one increment per step, `path.increment(n)`,
+with the shape of the state h. The solver never samples: it asks the path.
+Seeded paths derive step n's increment from a per-call seed and n alone
+(stateless sampling), so the same path can be replayed in the backward pass
+of the pathwise gradient without storing N noise tensors.
+"""
+
+import tensorflow as tf
+
+
+class BrownianPath:
+    """Base class: `num_steps` increments, each of variance `dt`."""
+
+    num_steps = None
+
+    def increment(self, n):
+        """dW_n, a tensor with the state's shape and dtype."""
+        raise NotImplementedError
+
+
+class GivenIncrements(BrownianPath):
+    """Increments supplied as one tensor of shape `(num_steps,) + h.shape`."""
+
+    def __init__(self, dW):
+        self.dW = tf.convert_to_tensor(dW)
+        if self.dW.shape.rank is None or self.dW.shape.rank < 1:
+            raise ValueError(
+                "dW must have shape (num_steps,) + h0.shape. "
+                f"Received: dW with shape {self.dW.shape}"
+            )
+        self.num_steps = self.dW.shape[0]
+        if self.num_steps is None:
+            raise ValueError(
+                "dW must have a static number of steps (first dimension). "
+                f"Received: dW with shape {self.dW.shape}"
+            )
+
+    def increment(self, n):
+        return tf.gather(self.dW, n)
+
+
+class SeededGaussianIncrements(BrownianPath):
+    """dW_n = sqrt(dt) * z_n, z_n ~ N(0, I) drawn from fold_in(seed, n).
+
+    Args:
+        seed: int32 tensor of shape (2,), the per-call seed.
+        shape: the state's shape (a `tf.shape` tensor or a list).
+        dtype: the state's dtype.
+        num_steps: number of increments.
+        dt: the step size (t1 - t0) / num_steps.
+    """
+
+    def __init__(self, seed, shape, dtype, num_steps, dt):
+        self.seed = tf.cast(seed, "int32")
+        self.shape = shape
+        self.dtype = tf.as_dtype(dtype)
+        self.num_steps = num_steps
+        self.sqrt_dt = tf.sqrt(tf.constant(dt, self.dtype))
+
+    def increment(self, n):
+        step_seed = tf.random.experimental.stateless_fold_in(self.seed, n)
+        z = tf.random.stateless_normal(self.shape, seed=step_seed, dtype=self.dtype)
+        return self.sqrt_dt * z
+
+    def all_increments(self):
+        """All increments stacked, shape `(num_steps,) + shape` (for tests and plots)."""
+        return tf.stack([self.increment(n) for n in range(self.num_steps)])

@@ -1,0 +1,63 @@
+"""The base class of every diffusion G(h, t; v) in dh = f dt + G dB."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_nsde")
+class Diffusion(keras.layers.Layer):
+    """Diagonal diffusion: `call(h, t, f)` returns G with h's shape.
+
+    The solver multiplies G elementwise by the Brownian increment dW. `f` is
+    the drift value of the same step, so diffusions such as dropout
+    (G = sigma * f) reuse it instead of evaluating the drift twice.
+
+    Subclass it for your own noise: implement `call(h, t, f)`, create any
+    learnable parameters in `build(input_shape)` with `add_weight` (they
+    become trainable weights of the SDE block), list your constructor
+    arguments in `get_config`, and register the class with
+    `@keras.saving.register_keras_serializable()` so `.keras` files load it.
+
+    Attributes:
+        is_noisy: False only for `NoDiffusion`; the block then skips sampling.
+    """
+
+    is_noisy = True
+
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, h, t, f):
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement call(h, t, f) returning G."
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        # Explicit, so a diffusion made with a dtype policy object serializes.
+        return super().get_config()
+
+
+class ScaledDiffusion(Diffusion):
+    """A diffusion with one non-negative scale `sigma` (the paper's noise level)."""
+
+    default_sigma = 0.1
+
+    def __init__(self, sigma=None, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma = validate_sigma(self.default_sigma if sigma is None else sigma)
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
+
+
+def validate_sigma(sigma):
+    """Returns sigma as a float, or raises if it is not a finite number >= 0."""
+    try:
+        value = float(sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"sigma must be a non-negative number. Received: sigma={sigma!r}")
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"sigma must be a non-negative number. Received: sigma={sigma!r}")
+    return value

@@ -1,0 +1,135 @@
+"""The pathwise gradient of paper Theorem 3.1 as a memory-efficient custom gradient.
+
+For a discretised path h_{n+1} = Phi_n(h_n; w) (one Euler-Maruyama step with
+the increment dW_n fixed), beta_n = dh_n/dw obeys the discrete form of Eq. (10):
+
+    beta_{n+1} = dPhi_n/dh beta_n + dPhi_n/dw,
+    dPhi_n/dh = I + df/dh dt + dG/dh dW_n,   dPhi_n/dw = df/dw dt + dG/dw dW_n.
+
+The gradient of a loss l(h_N) is (dl/dh_N) beta_N. Propagating the row
+vector a_n = dl/dh_n backwards instead of the matrix beta forwards gives
+
+    a_n = a_{n+1} dPhi_n/dh,   dl/dw = sum_n a_{n+1} dPhi_n/dw,
+
+two vector-Jacobian products of one step. Both are taken on the same
+Brownian path (the increments are replayed from the per-call seed), so the
+result equals autodiff through the unrolled loop up to rounding, while only
+checkpoints of h are kept instead of every step's internal activations.
+"""
+
+import math
+
+import tensorflow as tf
+
+# The eager tape records every op run inside a custom-gradient function;
+# stopping it is what keeps the forward pass from storing each step's
+# activations when the block runs eagerly. Graph mode needs no such help.
+from tensorflow.python.eager import record as _record
+
+
+def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints=None):
+    """Runs h_{n+1} = step(h_n, n) with a recomputing pathwise custom gradient.
+
+    Memory and compute, with C = checkpoints (clipped to [1, N]) and
+    K = ceil(N / C) steps per segment:
+      - kept states: C checkpoints plus K recomputed states of one segment,
+        plus one step's activations during its VJP. C = None picks
+        ceil(sqrt(N)), so about 2 sqrt(N) states;
+      - drift evaluations: N (forward) + N - C (recompute segments) +
+        N (re-run each step under a tape for its VJP), i.e. about 3N plus
+        N backward passes, against autodiff's N plus N backward passes:
+        about 1.67x autodiff's time, or 1.33x with C = N (every state kept,
+        nothing recomputed).
+    With `return_trajectory`, every state is an output anyway and is reused.
+
+    Args:
+        step: `step(h, n) -> h_{n+1}`. Must be a deterministic function of
+            (h, n) and the variables it reads: the backward pass calls it again.
+        h0: initial state.
+        num_steps: N.
+        return_trajectory: return `(N + 1,) + h0.shape` states instead of h_N.
+        checkpoints: number of stored states C, or None.
+
+    Returns:
+        h_N or the trajectory, with gradients to h0 and to every variable
+        that `step` reads.
+    """
+    if return_trajectory:
+        segment = 1
+    else:
+        kept = math.ceil(math.sqrt(num_steps)) if checkpoints is None else checkpoints
+        segment = math.ceil(num_steps / min(max(kept, 1), num_steps))
+    num_segments = math.ceil(num_steps / segment)
+
+    def run(h, start, stop, keep_every):
+        """Steps h from index start to stop, keeping every keep_every-th state."""
+        kept = tf.TensorArray(h.dtype, size=0, dynamic_size=True, element_shape=h.shape)
+
+        def body(n, h, kept):
+            kept = tf.cond(
+                tf.equal((n - start) % keep_every, 0),
+                lambda: kept.write((n - start) // keep_every, h),
+                lambda: kept,
+            )
+            return n + 1, step(h, n), kept
+
+        _, h, kept = tf.while_loop(
+            lambda n, h, kept: n < stop, body, (tf.constant(start) + 0, h, kept)
+        )
+        return h, kept
+
+    @tf.custom_gradient
+    def solve(h0):
+        with _record.stop_recording():
+            h_final, checkpoint_states = run(h0, 0, num_steps, segment)
+            checkpoint_states = checkpoint_states.stack()
+        output = (
+            tf.concat([checkpoint_states, h_final[None]], axis=0) if return_trajectory else h_final
+        )
+
+        def grad_fn(upstream, variables=None):
+            variables = list(variables or [])
+            adjoint = upstream[-1] if return_trajectory else upstream
+            weight_grads = [tf.zeros_like(v) for v in variables]
+
+            def segment_body(s, adjoint, weight_grads):
+                start = s * segment
+                stop = tf.minimum(start + segment, num_steps)
+                _, states = run(checkpoint_states[s], start, stop, 1)
+
+                def step_body(n, adjoint, weight_grads):
+                    h = states.read(n - start)
+                    with tf.GradientTape() as tape:
+                        tape.watch(h)
+                        h_next = step(h, n)
+                    grads = tape.gradient(h_next, [h] + variables, output_gradients=adjoint)
+                    adjoint = grads[0]
+                    if return_trajectory:
+                        adjoint = adjoint + upstream[n]
+                    weight_grads = [
+                        acc + _dense(g, v) for acc, g, v in zip(weight_grads, grads[1:], variables)
+                    ]
+                    return n - 1, adjoint, weight_grads
+
+                _, adjoint, weight_grads = tf.while_loop(
+                    lambda n, *_: n >= start, step_body, (stop - 1, adjoint, weight_grads)
+                )
+                return s - 1, adjoint, weight_grads
+
+            _, adjoint, weight_grads = tf.while_loop(
+                lambda s, *_: s >= 0,
+                segment_body,
+                (tf.constant(num_segments - 1), adjoint, weight_grads),
+            )
+            return adjoint, weight_grads
+
+        return output, grad_fn
+
+    return solve(h0)
+
+
+def _dense(grad, variable):
+    """A dense gradient for `variable` (zeros where the step does not read it)."""
+    if grad is None:
+        return tf.zeros_like(variable)
+    return tf.convert_to_tensor(grad)

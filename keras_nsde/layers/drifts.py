@@ -1,0 +1,134 @@
+"""Default drifts f(h, t; w): the paper's conv drift and an MLP for vectors."""
+
+import keras
+from keras import ops
+
+from keras_nsde.layers.time_conv import TimeConv2D
+
+GROUP_NORM_EPSILON = 1e-5  # PyTorch's GroupNorm default, as in the authors' code
+
+
+@keras.saving.register_keras_serializable(package="keras_nsde")
+class ConvDrift(keras.layers.Layer):
+    """The paper's drift on image states (reference-setup.md):
+
+        GN -> ReLU -> TimeConv -> GN -> ReLU -> TimeConv -> GN -> ReLU -> TimeConv -> GN
+
+    with GroupNorm of min(32, C) groups and 3x3 'same' time-convolutions
+    (C + 1 -> C channels). Maps `(batch, H, W, C)` to the same shape.
+
+    Args:
+        filters: C, the state's channels.
+        num_convs: number of GN-ReLU-TimeConv units (paper: 3).
+        groups: GroupNorm groups, capped at `filters` (paper: 32).
+    """
+
+    def __init__(self, filters, num_convs=3, groups=32, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.num_convs = num_convs
+        self.groups = groups
+        norm_groups = min(groups, filters)
+        self.norms = [
+            keras.layers.GroupNormalization(
+                norm_groups, epsilon=GROUP_NORM_EPSILON, dtype=self.dtype_policy, name=f"norm_{i}"
+            )
+            for i in range(num_convs + 1)
+        ]
+        self.convs = [
+            TimeConv2D(filters, dtype=self.dtype_policy, name=f"time_conv_{i}")
+            for i in range(num_convs)
+        ]
+
+    def build(self, input_shape):
+        for layer in self.norms + self.convs:
+            if not layer.built:
+                layer.build(input_shape)
+        self.built = True
+
+    def call(self, h, t):
+        for norm, conv in zip(self.norms, self.convs):
+            h = conv(ops.relu(norm(h)), t)
+        return self.norms[-1](h)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "num_convs": self.num_convs,
+            "groups": self.groups,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_nsde")
+class MLPDrift(keras.layers.Layer):
+    """An MLP drift for vector states that sees t at every layer:
+
+        x = act(W_k [x, t] + b_k) for each hidden layer, f = W_out [x, t] + b_out.
+
+    Maps `(batch, units)` to `(batch, units)`.
+
+    Args:
+        units: the state's dimension.
+        hidden_units: width of each hidden layer.
+        hidden_layers: number of hidden layers.
+        activation: hidden activation.
+    """
+
+    def __init__(self, units, hidden_units=64, hidden_layers=2, activation="tanh", **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden_units = hidden_units
+        self.hidden_layers = hidden_layers
+        self.activation = activation
+        self.hidden = [
+            keras.layers.Dense(
+                hidden_units, activation=activation, dtype=self.dtype_policy, name=f"hidden_{i}"
+            )
+            for i in range(hidden_layers)
+        ]
+        self.out = keras.layers.Dense(units, dtype=self.dtype_policy, name="out")
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        for layer in self.hidden:
+            if not layer.built:
+                layer.build((None, width + 1))
+            width = self.hidden_units
+        if not self.out.built:
+            self.out.build((None, width + 1))
+        self.built = True
+
+    def call(self, h, t):
+        time_column = ops.ones_like(h[:, :1]) * ops.cast(t, h.dtype)
+        x = h
+        for layer in self.hidden:
+            x = layer(ops.concatenate([x, time_column], axis=-1))
+        return self.out(ops.concatenate([x, time_column], axis=-1))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "hidden_units": self.hidden_units,
+            "hidden_layers": self.hidden_layers,
+            "activation": self.activation,
+        }
+
+
+def default_drift(input_shape, dtype=None, name="drift"):
+    """The drift `SDEBlock` uses when none is given, chosen by the state's rank."""
+    if len(input_shape) == 4:
+        return ConvDrift(input_shape[-1], dtype=dtype, name=name)
+    if len(input_shape) == 2:
+        return MLPDrift(input_shape[-1], dtype=dtype, name=name)
+    raise ValueError(
+        "With drift=None, SDEBlock needs a 4-D (batch, H, W, C) or 2-D (batch, dim) "
+        f"input; pass your own drift layer for other ranks. Received: input_shape={tuple(input_shape)}"
+    )

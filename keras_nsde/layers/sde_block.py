@@ -1,0 +1,205 @@
+"""SDEBlock: a Neural SDE block dh = f(h, t; w) dt + G(h, t; v) dB (paper Eq. 3)."""
+
+import inspect
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_nsde import diffusions
+from keras_nsde.brownian import GivenIncrements, SeededGaussianIncrements
+from keras_nsde.gradients import GRADIENT_METHODS, integrate_with
+from keras_nsde.layers.drifts import default_drift
+from keras_nsde.solvers import euler_maruyama_step
+
+
+@keras.saving.register_keras_serializable(package="keras_nsde")
+class SDEBlock(keras.layers.Layer):
+    """Integrates dh = f(h, t; w) dt + G(h, t; v) dB from t0 to t1 with Euler-Maruyama.
+
+    The input is h(t0), of shape `(batch, H, W, C)` or `(batch, dim)` (any
+    shape with a drift of your own); the output is h(t1), of the same shape.
+
+    Noise: on when `training=True`; off when `training=False` (the block is
+    then the Neural ODE dh = f dt) unless `test_time_noise=True`. With the
+    noise on, every call draws a new Brownian path from the layer's
+    `keras.random.SeedGenerator`; a path can also be replayed by passing
+    `noise_seed` (see `new_noise_seed`) or explicit increments `dW`.
+
+    Args:
+        drift: a Keras layer mapping h to h's shape; its `call` may take a
+            keyword `t` (the time). None picks `ConvDrift` for 4-D inputs (the
+            paper's drift) and `MLPDrift` for 2-D inputs.
+        diffusion: "none" (Neural ODE), "additive", "multiplicative",
+            "dropout", a config dict, or a `keras_nsde.diffusions.Diffusion`.
+        sigma: noise level for a named diffusion (its default if None).
+        t0, t1: integration interval, t1 > t0.
+        num_steps: Euler-Maruyama steps N >= 1, dt = (t1 - t0) / N.
+        test_time_noise: keep the noise on when `training` is False.
+        return_trajectory: return all N + 1 states, shape
+            `(batch, num_steps + 1) + state_shape`, instead of h(t1).
+        seed: int seed of the Brownian paths; None draws one at random.
+        gradient: "autodiff" (backprop through the unrolled steps, O(N)
+            memory) or "pathwise" (Theorem 3.1, recomputes instead of storing;
+            see `keras_nsde.gradients.pathwise`).
+        checkpoints: with gradient="pathwise", how many states the forward
+            pass keeps; None keeps about sqrt(N). See `integrate_pathwise`.
+        **kwargs: base `Layer` arguments (name, dtype, ...).
+
+    Call arguments:
+        inputs: h(t0), a floating tensor.
+        training: Python bool; turns the noise on.
+        noise_seed: int32 tensor of shape (2,), or an int: use this Brownian
+            path instead of a fresh one. Same seed and same batch shape, same
+            path, so two inputs can share one path (paper Section 3.3).
+        dW: explicit increments of shape `(num_steps,) + inputs.shape`, each of
+            variance dt.
+        A given `noise_seed` or `dW` turns the noise on for that call.
+    """
+
+    def __init__(
+        self,
+        drift=None,
+        diffusion="none",
+        sigma=None,
+        t0=0.0,
+        t1=1.0,
+        num_steps=11,
+        test_time_noise=False,
+        return_trajectory=False,
+        seed=None,
+        gradient="autodiff",
+        checkpoints=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_tensorflow_backend()
+        if drift is not None and not isinstance(drift, keras.layers.Layer):
+            raise ValueError(f"drift must be a keras.layers.Layer or None. Received: drift={drift!r}")
+        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"num_steps must be an int >= 1. Received: num_steps={num_steps!r}")
+        if not float(t1) > float(t0):
+            raise ValueError(f"t1 must be greater than t0. Received: t0={t0!r}, t1={t1!r}")
+        if gradient not in GRADIENT_METHODS:
+            raise ValueError(
+                f"gradient must be one of {sorted(GRADIENT_METHODS)}. Received: gradient={gradient!r}"
+            )
+        if checkpoints is not None and (
+            isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 1
+        ):
+            raise ValueError(
+                f"checkpoints must be None or an int >= 1. Received: checkpoints={checkpoints!r}"
+            )
+        self.drift = drift
+        self.uses_default_drift = drift is None
+        self.diffusion = diffusions.get(diffusion, sigma=sigma, dtype=self.dtype_policy)
+        self.t0 = float(t0)
+        self.t1 = float(t1)
+        self.num_steps = num_steps
+        self.test_time_noise = bool(test_time_noise)
+        self.return_trajectory = bool(return_trajectory)
+        self.seed = seed
+        self.gradient = gradient
+        self.checkpoints = checkpoints
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @property
+    def dt(self):
+        return (self.t1 - self.t0) / self.num_steps
+
+    def build(self, input_shape):
+        if self.drift is None:
+            self.drift = default_drift(input_shape, dtype=self.dtype_policy)
+        self.drift_takes_time = "t" in inspect.signature(self.drift.call).parameters
+        drift_output = self._symbolic_drift_call(input_shape)
+        if tuple(drift_output.shape[1:]) != tuple(input_shape[1:]):
+            raise ValueError(
+                "The drift must map h to h's shape. Received: a drift with output shape "
+                f"{tuple(drift_output.shape)} for input_shape={tuple(input_shape)}"
+            )
+        if not self.diffusion.built:
+            self.diffusion.build(input_shape)
+        self.built = True
+
+    def _symbolic_drift_call(self, input_shape):
+        """Calls the drift on symbolic tensors: builds it and gives its output shape."""
+        h = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
+        t = keras.KerasTensor((), dtype=self.compute_dtype)
+        return self.drift(h, t=t) if self.drift_takes_time else self.drift(h)
+
+    def drift_fn(self, h, t):
+        """f(h, t; w)."""
+        return self.drift(h, t=t) if self.drift_takes_time else self.drift(h)
+
+    def diffusion_fn(self, h, t, f):
+        """G(h, t; v), in h's dtype even if the diffusion has another dtype policy."""
+        return ops.cast(self.diffusion(h, t, f), h.dtype)
+
+    def new_noise_seed(self):
+        """A fresh per-call seed (int32, shape (2,)) from the layer's SeedGenerator."""
+        return keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=self.seed_generator)
+
+    def brownian_path(self, h0, noise_seed=None, dW=None):
+        """The Brownian increments of one call: given, replayed from a seed, or fresh."""
+        if dW is not None:
+            return GivenIncrements(ops.cast(dW, h0.dtype))
+        if noise_seed is None:
+            noise_seed = self.new_noise_seed()
+        elif isinstance(noise_seed, int):
+            noise_seed = [noise_seed, 0]
+        return SeededGaussianIncrements(noise_seed, tf.shape(h0), h0.dtype, self.num_steps, self.dt)
+
+    def call(self, inputs, training=None, noise_seed=None, dW=None):
+        if not inputs.dtype.is_floating:
+            raise ValueError(
+                f"SDEBlock needs floating inputs. Received: inputs.dtype={inputs.dtype.name}"
+            )
+        path_given = noise_seed is not None or dW is not None
+        if path_given and not self.diffusion.is_noisy:
+            raise ValueError(
+                "noise_seed and dW need a noisy diffusion. Received: "
+                f"diffusion={type(self.diffusion).__name__} with a given Brownian path"
+            )
+        noisy = self.diffusion.is_noisy and (bool(training) or self.test_time_noise or path_given)
+        path = self.brownian_path(inputs, noise_seed, dW) if noisy else None
+        step = euler_maruyama_step(self.drift_fn, self.diffusion_fn, path, self.t0, self.dt)
+        h = integrate_with(
+            self.gradient, step, inputs, self.num_steps, self.return_trajectory, self.checkpoints
+        )
+        return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
+
+    def compute_output_shape(self, input_shape):
+        if self.return_trajectory:
+            return (input_shape[0], self.num_steps + 1) + tuple(input_shape[1:])
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "drift": None if self.uses_default_drift else keras.saving.serialize_keras_object(self.drift),
+            "diffusion": diffusions.serialize(self.diffusion),
+            "t0": self.t0,
+            "t1": self.t1,
+            "num_steps": self.num_steps,
+            "test_time_noise": self.test_time_noise,
+            "return_trajectory": self.return_trajectory,
+            "seed": self.seed,
+            "gradient": self.gradient,
+            "checkpoints": self.checkpoints,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("drift") is not None:
+            config["drift"] = keras.saving.deserialize_keras_object(config["drift"])
+        return cls(**config)
+
+
+def _check_tensorflow_backend():
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            "keras_nsde runs on the TensorFlow backend only (it uses tf.while_loop and "
+            f"tf.custom_gradient). Set KERAS_BACKEND=tensorflow. Received: backend={backend!r}"
+        )
