@@ -4,7 +4,9 @@ A path object hands the solver one increment per step, `path.increment(n)`,
 with the shape of the state h. The solver never samples: it asks the path.
 Seeded paths derive step n's increment from a per-call seed and n alone
 (stateless sampling), so the same path can be replayed in the backward pass
-of the pathwise gradient without storing N noise tensors.
+of the pathwise gradient without storing N noise tensors. A seed gives the
+same path eagerly and under `tf.function`; XLA-compiled code draws another,
+equally valid path from it (its random kernels differ from TensorFlow's).
 """
 
 import tensorflow as tf
@@ -60,8 +62,11 @@ class SeededGaussianIncrements(BrownianPath):
         self.sqrt_dt = tf.sqrt(tf.constant(dt, self.dtype))
 
     def increment(self, n):
-        step_seed = tf.random.experimental.stateless_fold_in(self.seed, n)
-        z = tf.random.stateless_normal(self.shape, seed=step_seed, dtype=self.dtype)
+        # Philox, not "auto_select", so the choice does not depend on the
+        # device. XLA's kernels still map a seed to other numbers than TF's:
+        # a seed fixes the path within one execution mode (XLA or not).
+        step_seed = tf.random.experimental.stateless_fold_in(self.seed, n, alg="philox")
+        z = tf.random.stateless_normal(self.shape, seed=step_seed, dtype=self.dtype, alg="philox")
         return self.sqrt_dt * z
 
     def all_increments(self):

@@ -13,7 +13,8 @@ class Diffusion(keras.layers.Layer):
 
     Subclass it for your own noise: implement `call(h, t, f)`, create any
     learnable parameters in `build(input_shape)` with `add_weight` (they
-    become trainable weights of the SDE block), list your constructor
+    become trainable weights of the SDE block; cast them to `h.dtype` in
+    `call`, since inputs are not autocast), list your constructor
     arguments in `get_config`, and register the class with
     `@keras.saving.register_keras_serializable()` so `.keras` files load it.
 
@@ -22,6 +23,12 @@ class Diffusion(keras.layers.Layer):
     """
 
     is_noisy = True
+
+    def __init__(self, **kwargs):
+        # G is computed in the state's dtype: a float32-policy diffusion in a
+        # float64 block must not round h and f to float32.
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
 
     def build(self, input_shape):
         self.built = True

@@ -1,5 +1,6 @@
 """Gradient methods for the SDE solve: autodiff through the loop, or pathwise."""
 
+from keras_nsde.gradients.jvp import pathwise_jvp
 from keras_nsde.gradients.pathwise import integrate_pathwise
 from keras_nsde.solvers.loop import integrate
 
@@ -17,4 +18,4 @@ def integrate_with(method, step, h0, num_steps, return_trajectory=False, checkpo
     return integrate(step, h0, num_steps, return_trajectory)
 
 
-__all__ = ["GRADIENT_METHODS", "integrate_pathwise", "integrate_with"]
+__all__ = ["GRADIENT_METHODS", "integrate_pathwise", "integrate_with", "pathwise_jvp"]

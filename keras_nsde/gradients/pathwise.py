@@ -61,27 +61,37 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
         segment = math.ceil(num_steps / min(max(kept, 1), num_steps))
     num_segments = math.ceil(num_steps / segment)
 
-    def run(h, start, stop, keep_every):
-        """Steps h from index start to stop, keeping every keep_every-th state."""
-        kept = tf.TensorArray(h.dtype, size=0, dynamic_size=True, element_shape=h.shape)
+    def run(h, start, stop, states=None):
+        """Steps h from index start to stop; writes h_n to states[n - start] if given."""
 
-        def body(n, h, kept):
-            kept = tf.cond(
-                tf.equal((n - start) % keep_every, 0),
-                lambda: kept.write((n - start) // keep_every, h),
-                lambda: kept,
-            )
-            return n + 1, step(h, n), kept
+        def body(n, h, *states):
+            states = [states[0].write(n - start, h)] if states else []
+            return (n + 1, step(h, n), *states)
 
-        _, h, kept = tf.while_loop(
-            lambda n, h, kept: n < stop, body, (tf.constant(start) + 0, h, kept)
-        )
-        return h, kept
+        loop_vars = (tf.convert_to_tensor(start), h) + ((states,) if states is not None else ())
+        _, h, *states = tf.while_loop(lambda n, *_: n < stop, body, loop_vars)
+        return h, (states[0] if states else None)
+
+    def segment_bounds(s):
+        start = s * segment
+        return start, tf.minimum(start + segment, num_steps)
+
+    def new_states(h, size):
+        return tf.TensorArray(h.dtype, size=size, element_shape=h.shape)
 
     @tf.custom_gradient
     def solve(h0):
+        def forward_segment(s, h, checkpoint_states):
+            checkpoint_states = checkpoint_states.write(s, h)
+            h, _ = run(h, *segment_bounds(s))
+            return s + 1, h, checkpoint_states
+
         with _record.stop_recording():
-            h_final, checkpoint_states = run(h0, 0, num_steps, segment)
+            _, h_final, checkpoint_states = tf.while_loop(
+                lambda s, *_: s < num_segments,
+                forward_segment,
+                (tf.constant(0), h0, new_states(h0, num_segments)),
+            )
             checkpoint_states = checkpoint_states.stack()
         output = (
             tf.concat([checkpoint_states, h_final[None]], axis=0) if return_trajectory else h_final
@@ -93,9 +103,8 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
             weight_grads = [tf.zeros_like(v) for v in variables]
 
             def segment_body(s, adjoint, weight_grads):
-                start = s * segment
-                stop = tf.minimum(start + segment, num_steps)
-                _, states = run(checkpoint_states[s], start, stop, 1)
+                start, stop = segment_bounds(s)
+                _, states = run(checkpoint_states[s], start, stop, new_states(adjoint, segment))
 
                 def step_body(n, adjoint, weight_grads):
                     h = states.read(n - start)

@@ -162,9 +162,17 @@ class SDEBlock(keras.layers.Layer):
             )
         noisy = self.diffusion.is_noisy and (bool(training) or self.test_time_noise or path_given)
         path = self.brownian_path(inputs, noise_seed, dW) if noisy else None
+        return self.solve(inputs, path)
+
+    def solve(self, h0, path, gradient=None):
+        """h(t1), or the trajectory, from h0 on a given Brownian path (None: no noise).
+
+        Eq. (3), one Euler-Maruyama step at a time: drift, diffusion,
+        increment, step. `gradient` overrides the block's gradient method.
+        """
         step = euler_maruyama_step(self.drift_fn, self.diffusion_fn, path, self.t0, self.dt)
         h = integrate_with(
-            self.gradient, step, inputs, self.num_steps, self.return_trajectory, self.checkpoints
+            gradient or self.gradient, step, h0, self.num_steps, self.return_trajectory, self.checkpoints
         )
         return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
 

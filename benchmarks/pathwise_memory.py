@@ -1,0 +1,114 @@
+"""Peak memory and time of one training step against num_steps, autodiff vs pathwise.
+
+    python benchmarks/pathwise_memory.py                       # CPU: process peak RSS
+    python benchmarks/pathwise_memory.py --steps 20 200 --batch 16
+
+Each (gradient, N) runs in a fresh subprocess, so each peak is its own. The
+model is one SDEBlock with the paper's default conv drift (GroupNorm, ReLU,
+3x3 time-convolutions) and multiplicative noise on a (batch, 16, 16, 32)
+state; the step is a compiled `tf.function`: forward, gradient, SGD update.
+
+Growth = peak after two steps minus the peak after tracing (before any step
+ran): what the step itself allocated. On a GPU the peak comes from
+`tf.config.experimental.get_memory_info` instead.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+CHILD_FLAG = "--child"
+
+
+def measure(gradient, num_steps, batch, size, channels, checkpoints):
+    """Runs in the child: returns the step's memory growth (MiB) and median time (s)."""
+    import resource
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_nsde
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+
+    def peak_mib():
+        if gpu:
+            return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    block = keras_nsde.SDEBlock(
+        diffusion="multiplicative", sigma=0.5, num_steps=num_steps, gradient=gradient,
+        checkpoints=checkpoints, seed=0,
+    )
+    block.build((None, size, size, channels))
+    optimizer = keras.optimizers.SGD(0.01)
+    optimizer.build(block.trainable_variables)
+    x = tf.constant(np.random.default_rng(0).normal(size=(batch, size, size, channels)), "float32")
+
+    @tf.function
+    def train_step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(block(x, training=True)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, block.trainable_variables), block.trainable_variables))
+        return loss
+
+    train_step.get_concrete_function(x)
+    if gpu:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    before = peak_mib()
+    times = []
+    for _ in range(6):
+        start = time.perf_counter()
+        float(train_step(x))
+        times.append(time.perf_counter() - start)
+    return {"growth_mib": peak_mib() - before, "step_s": float(np.median(times[1:]))}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 100, 200])
+    parser.add_argument("--gradients", nargs="+", default=["autodiff", "pathwise"])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=16)
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--checkpoints", type=int, default=None, help="pathwise checkpoints (None: ceil(sqrt(N)))")
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args()
+
+    rows = []
+    for num_steps in args.steps:
+        for gradient in args.gradients:
+            spec = [gradient, num_steps, args.batch, args.size, args.channels, args.checkpoints]
+            result = subprocess.run(
+                [sys.executable, __file__, CHILD_FLAG, json.dumps(spec)],
+                capture_output=True, text=True, check=True,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            )
+            row = {"gradient": gradient, "num_steps": num_steps, **json.loads(result.stdout.strip().splitlines()[-1])}
+            rows.append(row)
+            print(f"N={num_steps:4d} {gradient:9s} growth {row['growth_mib']:8.1f} MiB  step {row['step_s']*1000:8.1f} ms", flush=True)
+
+    print("\n| N | autodiff growth (MiB) | pathwise growth (MiB) | ratio | autodiff step (ms) | pathwise step (ms) | time ratio |")
+    print("|---|---|---|---|---|---|---|")
+    by_key = {(r["gradient"], r["num_steps"]): r for r in rows}
+    for n in args.steps:
+        a, p = by_key.get(("autodiff", n)), by_key.get(("pathwise", n))
+        if a and p:
+            print(
+                f"| {n} | {a['growth_mib']:.1f} | {p['growth_mib']:.1f} | {p['growth_mib'] / a['growth_mib']:.2f} "
+                f"| {a['step_s']*1000:.0f} | {p['step_s']*1000:.0f} | {p['step_s'] / a['step_s']:.2f} |"
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == CHILD_FLAG:
+        print(json.dumps(measure(*json.loads(sys.argv[2]))))
+    else:
+        main()

@@ -1,0 +1,182 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nsde import SDEBlock, diffusions
+from keras_nsde.gradients import pathwise_jvp
+from tests.custom_diffusion import TanhDiffusion
+
+NOISE_SEED = tf.constant([3, 9])
+STATES = {"conv": (2, 4, 4, 3), "vector": (3, 5)}
+DIFFUSION_CASES = {
+    "none": lambda dtype: "none",
+    "additive_learnable": lambda dtype: diffusions.Additive(0.3, learnable=True, dtype=dtype),
+    "multiplicative": lambda dtype: diffusions.Multiplicative(0.6, dtype=dtype),
+    "dropout": lambda dtype: diffusions.Dropout(0.6, dtype=dtype),
+    "custom": lambda dtype: TanhDiffusion(0.3, dtype=dtype),
+}
+TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
+
+
+def twin_blocks(state, diffusion, dtype, **kwargs):
+    """An autodiff and a pathwise block with the same weights and seed."""
+    blocks = []
+    for gradient in ("autodiff", "pathwise"):
+        block = SDEBlock(
+            diffusion=DIFFUSION_CASES[diffusion](dtype), num_steps=5, seed=1, gradient=gradient, dtype=dtype, **kwargs
+        )
+        block.build((None,) + STATES[state][1:])
+        blocks.append(block)
+    blocks[1].set_weights(blocks[0].get_weights())
+    return blocks
+
+
+def loss_gradients(block, h0, cotangent, noise_seed=NOISE_SEED):
+    """d<cotangent, h_T>/d(h0, weights) on the path of `noise_seed`."""
+    seed = noise_seed if block.diffusion.is_noisy else None
+    with tf.GradientTape() as tape:
+        tape.watch(h0)
+        loss = tf.reduce_sum(cotangent * block(h0, noise_seed=seed, training=True))
+    return loss, tape.gradient(loss, [h0] + block.trainable_variables)
+
+
+def max_relative_error(expected, actual):
+    """Largest per-tensor max|e - a| / max|e|.
+
+    A tensor whose exact gradient is (near) zero, such as the bias of a
+    convolution that a GroupNorm follows, is measured against 1e-2 of the
+    largest gradient instead, so rounding noise around zero does not count
+    as a relative error of order one.
+    """
+    largest = max(float(tf.reduce_max(tf.abs(e))) for e in expected)
+    return max(
+        float(tf.reduce_max(tf.abs(e - a))) / max(float(tf.reduce_max(tf.abs(e))), 1e-2 * largest)
+        for e, a in zip(expected, actual)
+    )
+
+
+def random_tensor(shape, dtype, seed):
+    return tf.constant(np.random.default_rng(seed).normal(size=shape), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("diffusion", DIFFUSION_CASES)
+def test_pathwise_gradient_matches_autodiff_on_the_same_path(diffusion, state, dtype):
+    autodiff, pathwise = twin_blocks(state, diffusion, dtype)
+    h0 = random_tensor(STATES[state], dtype, 0)
+    cotangent = random_tensor(STATES[state], dtype, 1)
+    loss_a, grads_a = loss_gradients(autodiff, h0, cotangent)
+    loss_p, grads_p = loss_gradients(pathwise, h0, cotangent)
+    assert all(g is not None for g in grads_p)
+    assert len(grads_p) == len(pathwise.trainable_variables) + 1
+    np.testing.assert_allclose(loss_p, loss_a, rtol=TOLERANCE[dtype])
+    assert max_relative_error(grads_a, grads_p) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("checkpoints", [1, 2, 4, 5, 50])
+@pytest.mark.parametrize("return_trajectory", [False, True])
+def test_pathwise_gradient_is_exact_for_every_checkpoint_setting(checkpoints, return_trajectory):
+    autodiff, pathwise = twin_blocks(
+        "vector", "dropout", "float64", checkpoints=checkpoints, return_trajectory=return_trajectory
+    )
+    h0 = random_tensor(STATES["vector"], "float64", 0)
+    out_shape = autodiff.compute_output_shape(STATES["vector"])
+    cotangent = random_tensor(out_shape, "float64", 1)
+    _, grads_a = loss_gradients(autodiff, h0, cotangent)
+    _, grads_p = loss_gradients(pathwise, h0, cotangent)
+    assert max_relative_error(grads_a, grads_p) < 1e-10
+
+
+@pytest.mark.parametrize("diffusion", ["multiplicative", "dropout"])
+def test_pathwise_gradient_matches_autodiff_inside_tf_function(diffusion):
+    autodiff, pathwise = twin_blocks("conv", diffusion, "float32")
+    h0 = random_tensor(STATES["conv"], "float32", 0)
+    cotangent = random_tensor(STATES["conv"], "float32", 1)
+    _, grads_a = tf.function(loss_gradients)(autodiff, h0, cotangent)
+    _, grads_p = tf.function(loss_gradients)(pathwise, h0, cotangent)
+    assert max_relative_error(grads_a, grads_p) < 1e-4
+
+
+def test_pathwise_gradient_agrees_with_finite_differences():
+    _, pathwise = twin_blocks("vector", "dropout", "float64")
+    h0 = random_tensor(STATES["vector"], "float64", 0)
+    cotangent = random_tensor(STATES["vector"], "float64", 1)
+    _, grads = loss_gradients(pathwise, h0, cotangent)
+    direction = [random_tensor(v.shape, v.dtype, 10 + i) for i, v in enumerate(pathwise.trainable_variables)]
+    predicted = sum(float(tf.reduce_sum(g * d)) for g, d in zip(grads[1:], direction))
+
+    def loss_at(scale):
+        originals = [v.numpy() for v in pathwise.trainable_variables]
+        for v, d in zip(pathwise.trainable_variables, direction):
+            v.assign(v + scale * d)
+        loss, _ = loss_gradients(pathwise, h0, cotangent)
+        for v, original in zip(pathwise.trainable_variables, originals):
+            v.assign(original)
+        return float(loss)
+
+    eps = 1e-6
+    central_difference = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+    assert central_difference == pytest.approx(predicted, rel=1e-7)
+
+
+@pytest.mark.parametrize("diffusion", list(DIFFUSION_CASES))
+def test_jvp_of_the_beta_sde_matches_the_reverse_gradient(diffusion):
+    """<grad_w L, v> = dL/dh_T . (beta_T v), Theorem 3.1 on the same Brownian path."""
+    _, pathwise = twin_blocks("vector", diffusion, "float64")
+    h0 = random_tensor(STATES["vector"], "float64", 0)
+    cotangent = random_tensor(STATES["vector"], "float64", 1)
+    _, grads = loss_gradients(pathwise, h0, cotangent)
+    direction = [random_tensor(v.shape, v.dtype, 10 + i) for i, v in enumerate(pathwise.trainable_variables)]
+    seed = NOISE_SEED if pathwise.diffusion.is_noisy else None
+    h_final, beta_v = pathwise_jvp(pathwise, h0, direction, noise_seed=seed)
+    np.testing.assert_allclose(h_final, pathwise(h0, noise_seed=seed, training=True), rtol=1e-12)
+    reverse = sum(float(tf.reduce_sum(g * d)) for g, d in zip(grads[1:], direction))
+    assert float(tf.reduce_sum(cotangent * beta_v)) == pytest.approx(reverse, rel=1e-10)
+
+
+def test_value_error_when_jvp_direction_does_not_match_the_weights():
+    _, pathwise = twin_blocks("vector", "dropout", "float64")
+    with pytest.raises(ValueError, match="Received: 1 tensors"):
+        pathwise_jvp(pathwise, tf.ones(STATES["vector"], "float64"), [tf.ones(3)])
+
+
+def fit_losses(gradient, steps=3):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((4, 4, 3)),
+            SDEBlock(diffusion="multiplicative", sigma=0.5, num_steps=4, seed=7, gradient=gradient),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4, 4, 3)).astype("float32"), rng.integers(0, 2, 8)
+    return model.fit(x, y, batch_size=4, epochs=steps, shuffle=False, verbose=0).history["loss"]
+
+
+def test_fit_with_pathwise_gives_the_same_losses_as_autodiff():
+    np.testing.assert_allclose(fit_losses("pathwise"), fit_losses("autodiff"), rtol=1e-5)
+
+
+def test_pathwise_gradient_under_mixed_precision():
+    autodiff, pathwise = twin_blocks("conv", "multiplicative", "mixed_float16")
+    h0 = random_tensor(STATES["conv"], "float16", 0)
+    cotangent = random_tensor(STATES["conv"], "float16", 1)
+    _, grads_a = loss_gradients(autodiff, h0, cotangent)
+    _, grads_p = loss_gradients(pathwise, h0, cotangent)
+    assert all(g.dtype == "float32" for g in grads_p[1:])
+    assert max_relative_error([tf.cast(g, "float32") for g in grads_a], [tf.cast(g, "float32") for g in grads_p]) < 1e-2
+
+
+def test_pathwise_gradient_compiles_with_xla():
+    autodiff, pathwise = twin_blocks("conv", "dropout", "float32")
+    h0 = random_tensor(STATES["conv"], "float32", 0)
+    cotangent = random_tensor(STATES["conv"], "float32", 1)
+    # XLA draws other numbers from a seed than TF's kernels: compare XLA with XLA.
+    _, grads_a = tf.function(loss_gradients, jit_compile=True)(autodiff, h0, cotangent)
+    _, grads_p = tf.function(loss_gradients, jit_compile=True)(pathwise, h0, cotangent)
+    assert max_relative_error(grads_a, grads_p) < 1e-4
