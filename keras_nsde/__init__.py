@@ -5,7 +5,7 @@
 
 __version__ = "0.1.0"
 
-from keras_nsde import brownian, diffusions, gradients, layers, solvers
+from keras_nsde import brownian, diffusions, evaluation, gradients, layers, models, solvers
 from keras_nsde.layers import ConvDrift, MLPDrift, SDEBlock, TimeConv2D
 
 __all__ = [
@@ -16,7 +16,9 @@ __all__ = [
     "__version__",
     "brownian",
     "diffusions",
+    "evaluation",
     "gradients",
     "layers",
+    "models",
     "solvers",
 ]

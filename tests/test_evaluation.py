@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from keras_nsde.evaluation import ensemble_predict, noise_at_inference
+from keras_nsde.models import paper_classifier
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(size=(6, 8, 8, 1)).astype("float32")
+
+
+def test_ensemble_is_a_probability_average_that_settles_as_samples_grow(images):
+    model = paper_classifier("digits", "additive", sigma=1.5, num_steps=2, seed=0)
+    few = [ensemble_predict(model, images, samples=2) for _ in range(2)]
+    many = [ensemble_predict(model, images, samples=200) for _ in range(2)]
+    np.testing.assert_allclose(many[0].sum(axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(few[0], few[1])
+    spread_few = np.abs(few[0] - few[1]).mean()
+    spread_many = np.abs(many[0] - many[1]).mean()
+    assert spread_many < spread_few / 3
+
+
+def test_ensemble_of_the_neural_ode_is_its_softmax(images):
+    model = paper_classifier("digits", "none", num_steps=2)
+    logits = model(images).numpy()
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(ensemble_predict(model, images, samples=3), expected, rtol=1e-5)
+
+
+def test_noise_at_inference_is_restored_afterwards(images):
+    model = paper_classifier("digits", "multiplicative", num_steps=2)
+    block = model.get_layer("sde_block")
+    with noise_at_inference(model) as blocks:
+        assert blocks == [block] and block.test_time_noise
+    assert not block.test_time_noise
+
+
+def test_value_error_for_zero_samples(images):
+    with pytest.raises(ValueError, match="samples=0"):
+        ensemble_predict(paper_classifier("digits", "additive", num_steps=1), images, samples=0)
