@@ -19,7 +19,7 @@ def random_state(kind, seed=0):
 
 
 def built_block(shape, **kwargs):
-    block = SDEBlock(**{"num_steps": 3, "sigma": None, **kwargs})
+    block = SDEBlock(**{"num_steps": 3, **kwargs})
     block.build((None,) + shape[1:])
     return block
 
