@@ -1,5 +1,28 @@
-"""Evaluation: test-time-noise ensembles."""
+"""Evaluation: test-time noise, PGD attacks, corruptions, perturbation growth.
 
-from keras_nsde.evaluation.ensemble import ensemble_predict, noise_at_inference
+The figures live in `keras_nsde.evaluation.figures` (imports matplotlib).
+"""
 
-__all__ = ["ensemble_predict", "noise_at_inference"]
+from keras_nsde.evaluation.attacks import pgd_accuracy, pgd_attack
+from keras_nsde.evaluation.ensemble import (
+    TestTimeEnsemble,
+    accuracy,
+    ensemble_predict,
+    is_noisy,
+    noise_at_inference,
+    sde_blocks,
+)
+from keras_nsde.evaluation.robustness import corruption_accuracy, perturbation_growth
+
+__all__ = [
+    "TestTimeEnsemble",
+    "accuracy",
+    "corruption_accuracy",
+    "ensemble_predict",
+    "is_noisy",
+    "noise_at_inference",
+    "perturbation_growth",
+    "pgd_accuracy",
+    "pgd_attack",
+    "sde_blocks",
+]

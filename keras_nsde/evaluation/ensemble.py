@@ -8,6 +8,17 @@ import tensorflow as tf
 from keras_nsde.layers.sde_block import SDEBlock
 
 
+def sde_blocks(model):
+    """Every SDEBlock inside `model`, nested ones included."""
+    # Keras has no public recursive layer walk; _flatten_layers is the one it uses itself.
+    return [layer for layer in model._flatten_layers() if isinstance(layer, SDEBlock)]
+
+
+def is_noisy(model):
+    """True if any SDE block of the model has a diffusion (noise to average over)."""
+    return any(block.diffusion.is_noisy for block in sde_blocks(model))
+
+
 @contextlib.contextmanager
 def noise_at_inference(model, enabled=True):
     """Within the block, every SDEBlock of `model` keeps its noise on at inference.
@@ -16,8 +27,7 @@ def noise_at_inference(model, enabled=True):
     function traced inside the block sees the noise; functions traced before
     it (such as the one `model.predict` caches) do not.
     """
-    # Keras has no public recursive layer walk; _flatten_layers is the one it uses itself.
-    blocks = [layer for layer in model._flatten_layers() if isinstance(layer, SDEBlock)]
+    blocks = sde_blocks(model)
     if not blocks:
         raise ValueError(f"model contains no SDEBlock. Received: model={model.name!r}")
     saved = [block.test_time_noise for block in blocks]
@@ -30,39 +40,66 @@ def noise_at_inference(model, enabled=True):
             block.test_time_noise = value
 
 
-def ensemble_predict(model, x, samples=100, batch_size=None, from_logits=True):
-    """Mean class probabilities over `samples` noisy forward passes.
-
-        p(y | x) = (1 / S) sum_s softmax(model(x; B_s))
+class TestTimeEnsemble:
+    """The TTN predictor p(y | x) = (1 / S) sum_s softmax(model(x; B_s)), compiled once.
 
     The S passes of a batch run as one pass over the batch tiled S times
     (each copy draws its own Brownian path), not as S Python-level calls.
+    With a noiseless model (or S = 1 and noise off) it is the plain softmax.
 
     Args:
-        model: a Keras model containing SDE blocks, returning logits (or
+        model: a Keras model with SDE blocks, returning logits (or
             probabilities with `from_logits=False`).
-        x: images, `(n, ...)`.
         samples: S >= 1.
-        batch_size: images per pass (the pass holds batch_size * S rows);
-            None picks max(1, 2048 // S).
+        noise: keep the SDE noise on (default: if the model has any).
         from_logits: apply a softmax to the model's outputs.
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, model, samples=100, noise=None, from_logits=True):
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be an int >= 1. Received: samples={samples!r}")
+        self.model = model
+        self.samples = samples
+        self.noise = is_noisy(model) if noise is None else noise
+        self.from_logits = from_logits
+        self._compiled_log_probabilities = tf.function(self.log_probabilities, reduce_retracing=True)
+
+    def log_probabilities(self, x):
+        """log p(y | x), shape (batch, classes): differentiable, usable as logits.
+
+        A plain function, so that callers that compile (cleverhans' attack
+        step, a SavedModel signature) trace it into their own graph.
+        """
+        with noise_at_inference(self.model, self.noise):
+            outputs = tf.cast(self.model(tf.repeat(x, self.samples, axis=0), training=False), "float32")
+        log_p = tf.nn.log_softmax(outputs) if self.from_logits else tf.math.log(outputs)
+        log_p = tf.reshape(log_p, [-1, self.samples, outputs.shape[-1]])
+        return tf.reduce_logsumexp(log_p, axis=1) - np.log(self.samples).astype("float32")
+
+    def predict(self, x, batch_size=None):
+        """Mean probabilities, NumPy `(n, classes)`; batch_size images per pass
+        (a pass holds batch_size * S rows; None picks max(1, 2048 // S))."""
+        batch_size = batch_size or max(1, 2048 // self.samples)
+        x = np.asarray(x)
+        return np.concatenate(
+            [
+                np.exp(self._compiled_log_probabilities(tf.constant(x[i : i + batch_size])).numpy())
+                for i in range(0, len(x), batch_size)
+            ]
+        )
+
+
+def ensemble_predict(model, x, samples=100, batch_size=None, from_logits=True):
+    """Mean class probabilities over `samples` noisy forward passes (see `TestTimeEnsemble`).
 
     Returns:
         NumPy array `(n, num_classes)` of averaged probabilities.
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be an int >= 1. Received: samples={samples!r}")
-    batch_size = batch_size or max(1, 2048 // samples)
-    with noise_at_inference(model):
+    return TestTimeEnsemble(model, samples, noise=True, from_logits=from_logits).predict(x, batch_size)
 
-        @tf.function(reduce_retracing=True)
-        def mean_probabilities(batch):
-            tiled = tf.repeat(batch, samples, axis=0)
-            outputs = tf.cast(model(tiled, training=False), "float32")
-            probabilities = tf.nn.softmax(outputs) if from_logits else outputs
-            return tf.reduce_mean(tf.reshape(probabilities, [-1, samples, outputs.shape[-1]]), axis=1)
 
-        x = np.asarray(x)
-        return np.concatenate(
-            [mean_probabilities(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
-        )
+def accuracy(probabilities, labels):
+    """Fraction of rows whose arg-max is the label."""
+    return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels)))

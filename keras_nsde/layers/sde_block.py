@@ -136,8 +136,16 @@ class SDEBlock(keras.layers.Layer):
         return ops.cast(self.diffusion(h, t, f), h.dtype)
 
     def new_noise_seed(self):
-        """A fresh per-call seed (int32, shape (2,)) from the layer's SeedGenerator."""
-        return keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=self.seed_generator)
+        """A fresh per-call seed (int32, shape (2,)) from the layer's SeedGenerator.
+
+        Under a multi-replica tf.distribute strategy the replica id is folded
+        in, so the replicas' shares of a batch draw independent paths.
+        """
+        seed = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=self.seed_generator)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group, alg="philox")
+        return seed
 
     def brownian_path(self, h0, noise_seed=None, dW=None):
         """The Brownian increments of one call: given, replayed from a seed, or fresh."""

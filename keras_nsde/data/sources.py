@@ -1,0 +1,79 @@
+"""Where each dataset's examples come from: scikit-learn, tensorflow-datasets, a folder.
+
+Each source returns an unbatched `tf.data.Dataset` of (image, label) with
+images as stored (uint8 or float in [0, 1]), shape (H, W, C).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+DIGITS_TEST_FRACTION = 0.2
+
+
+def digits_arrays(split):
+    """scikit-learn's 8x8 digits (1,797 images shipped with it): float32 (n, 8, 8, 1) in [0, 1].
+
+    A fixed stratified 80/20 split; `split` is "train" or "test".
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype("float32")[..., None]
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, digits.target, test_size=DIGITS_TEST_FRACTION, random_state=0, stratify=digits.target
+    )
+    arrays = {"train": (x_train, y_train), "test": (x_test, y_test)}
+    if split not in arrays:
+        raise ValueError(f"split must be 'train' or 'test' for digits. Received: split={split!r}")
+    images, labels = arrays[split]
+    return images, labels.astype("int32")
+
+
+def digits(split, data_dir=None):
+    return tf.data.Dataset.from_tensor_slices(digits_arrays(split))
+
+
+def tfds_source(name):
+    """A source reading tensorflow-datasets' `name` (prepared under data_dir, or downloaded)."""
+
+    def load(split, data_dir=None):
+        import tensorflow_datasets as tfds
+
+        return tfds.load(name, split=split, as_supervised=True, data_dir=data_dir, shuffle_files=split == "train")
+
+    return load
+
+
+def image_folder(image_size):
+    """A source reading `data_dir/<split>/<class>/*.jpg|png` (Tiny-ImageNet laid out by class)."""
+
+    def load(split, data_dir=None):
+        import keras
+
+        if data_dir is None:
+            raise ValueError(
+                "This dataset is read from a folder: pass data_dir holding <split>/<class>/ images. "
+                "Received: data_dir=None"
+            )
+        return keras.utils.image_dataset_from_directory(
+            f"{data_dir}/{split}", image_size=image_size, batch_size=None, label_mode="int", shuffle=False
+        ).map(lambda image, label: (tf.cast(image, "uint8"), label))
+
+    return load
+
+
+def cifar10_corruptions():
+    """The corruption names of tfds' `cifar10_corrupted` (each at levels 1-5)."""
+    import tensorflow_datasets as tfds
+
+    names = {config.name.rsplit("_", 1)[0] for config in tfds.builder_cls("cifar10_corrupted").BUILDER_CONFIGS}
+    return sorted(names)
+
+
+def as_numpy_arrays(dataset, limit=None):
+    """(images, labels) NumPy arrays from an unbatched dataset, at most `limit` examples."""
+    if limit is not None:
+        dataset = dataset.take(limit)
+    images, labels = zip(*dataset.as_numpy_iterator())
+    return np.stack(images), np.asarray(labels)

@@ -1,0 +1,68 @@
+"""Corruption robustness (CIFAR-10-C) and perturbation growth through depth (paper Fig. 4)."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_nsde.data import cifar10_corruptions, load_corrupted
+from keras_nsde.evaluation.ensemble import TestTimeEnsemble, accuracy
+from keras_nsde.solvers import euler_maruyama
+
+
+def corruption_accuracy(model, levels=(1, 2, 3, 4, 5), corruptions=None, samples=1, data_dir=None, limit=None):
+    """Accuracy on tfds `cifar10_corrupted`, averaged over corruptions per level.
+
+    Args:
+        model: a CIFAR-10 model returning logits.
+        levels: severities 1-5.
+        corruptions: names (default: all of tfds' 19).
+        samples: test-time-noise passes (1 with the noise off = deterministic).
+        data_dir: tfds data folder holding the prepared dataset.
+        limit: images per corruption and level (default: all 10,000).
+
+    Returns:
+        {"by_level": {level: mean accuracy}, "by_corruption": {name: {level: accuracy}}}
+    """
+    predictor = TestTimeEnsemble(model, samples=samples, noise=samples > 1)
+    by_corruption = {}
+    for name in corruptions or cifar10_corruptions():
+        by_corruption[name] = {}
+        for level in levels:
+            hits, total = 0.0, 0
+            for images, labels in load_corrupted(name, level, data_dir=data_dir, limit=limit):
+                hits += accuracy(predictor.predict(images.numpy()), labels.numpy()) * len(labels)
+                total += len(labels)
+            by_corruption[name][level] = hits / total
+    by_level = {level: float(np.mean([acc[level] for acc in by_corruption.values()])) for level in levels}
+    return {"by_level": by_level, "by_corruption": by_corruption}
+
+
+def perturbation_growth(model, x, x_perturbed, block_name="sde_block", noise=True, noise_seed=None):
+    """||h_t(x_perturbed) - h_t(x)|| at every step t of one SDE block, on one Brownian path.
+
+    Both inputs go through the layers before the block, then through the
+    block's Euler-Maruyama solve driven by the same increments (paper
+    Section 3.3: the perturbation eps_t obeys Eq. 12 only when both states
+    share the path).
+
+    Returns:
+        (times, norms): times `(N + 1,)` and the mean over the batch of the
+        per-example L2 norm of the state difference, `(N + 1,)`.
+    """
+    block = model.get_layer(block_name)
+    stem = keras.Model(model.inputs, block.input)
+    h0 = tf.convert_to_tensor(stem(x, training=False))
+    h0_perturbed = tf.convert_to_tensor(stem(x_perturbed, training=False))
+    path = block.brownian_path(h0, noise_seed) if noise and block.diffusion.is_noisy else None
+    diffusion_fn = block.diffusion_fn if path is not None else None
+
+    def trajectory(h):
+        return euler_maruyama(
+            block.drift_fn, diffusion_fn, h, path, block.t0, block.t1, return_trajectory=True,
+            num_steps=block.num_steps,
+        )
+
+    difference = trajectory(h0_perturbed) - trajectory(h0)
+    norms = tf.norm(tf.reshape(difference, [block.num_steps + 1, tf.shape(h0)[0], -1]), axis=-1)
+    times = np.linspace(block.t0, block.t1, block.num_steps + 1)
+    return times, tf.reduce_mean(norms, axis=1).numpy()

@@ -1,0 +1,35 @@
+"""Run by test_train_cli: one epoch on 2 logical CPUs, mirrored or not; prints the losses.
+
+    python tests/distributed_check.py mirrored none
+"""
+
+import json
+import os
+import sys
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+import train  # noqa: E402
+
+
+class LossPerBatch(train.keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.losses = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(float(logs["loss"]))
+
+
+distribute, diffusion, out = sys.argv[1], sys.argv[2], sys.argv[3]
+args = train.parse_args(
+    ["--dataset", "digits", "--diffusion", diffusion, "--epochs", "1", "--subset", "128", "--batch-size", "32",
+     "--num-steps", "2", "--no-shuffle", "--distribute", distribute, "--verbose", "0", "--out", out]
+)
+recorder = LossPerBatch()
+train.train(args, callbacks=[recorder])
+print(json.dumps({"replicas": len(tf.config.list_logical_devices("CPU")), "losses": recorder.losses}))

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import keras
+from keras_nsde import data, evaluation
+from keras_nsde.evaluation import figures
+from keras_nsde.models import paper_classifier
+
+
+@pytest.fixture(scope="module")
+def digits_ode():
+    """A small digits ODE classifier trained for a few seconds (~90% test accuracy)."""
+    keras.utils.set_random_seed(0)
+    model = paper_classifier("digits", "none", filters=8, num_steps=2)
+    model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(data.load("digits", "train", batch_size=32, seed=0), epochs=4, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    x, y = data.digits_arrays("test")
+    return x[:40], y[:40]
+
+
+def test_pgd_with_zero_epsilon_keeps_accuracy_and_larger_epsilon_does_not_raise_it(digits_ode, test_images):
+    x, y = test_images
+    clean = evaluation.accuracy(digits_ode.predict(x, verbose=0), y)
+    accuracies = evaluation.pgd_accuracy(digits_ode, x, y, [0.0, 0.5, 2.0], steps=10)
+    assert clean > 0.6
+    assert accuracies[0.0] == clean
+    assert accuracies[2.0] <= accuracies[0.5] <= accuracies[0.0]
+    assert accuracies[2.0] < clean
+
+
+def test_pgd_images_stay_in_the_ball_and_the_unit_box(digits_ode, test_images):
+    x, y = test_images
+    for norm, epsilon in (("l2", 0.7), ("linf", 0.1)):
+        x_adv = evaluation.pgd_attack(digits_ode, x, y, epsilon, norm=norm, steps=5)
+        delta = (x_adv - x).reshape(len(x), -1)
+        size = np.linalg.norm(delta, axis=1) if norm == "l2" else np.abs(delta).max(axis=1)
+        assert size.max() <= epsilon + 1e-5 and size.max() > 0
+        assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+
+
+def test_eot_attack_runs_on_a_noisy_model(test_images):
+    x, y = test_images
+    model = paper_classifier("digits", "dropout", filters=4, num_steps=2)
+    accuracies = evaluation.pgd_accuracy(model, x[:8], y[:8], [0.0, 0.5], steps=2, eot_samples=3, ttn_samples=2)
+    assert set(accuracies) == {0.0, 0.5} and all(0 <= a <= 1 for a in accuracies.values())
+
+
+def test_value_error_for_unknown_norm(digits_ode, test_images):
+    with pytest.raises(ValueError, match="norm='l3'"):
+        evaluation.pgd_attack(digits_ode, *test_images, epsilon=0.1, norm="l3")
+
+
+@pytest.mark.parametrize("diffusion", ["none", "multiplicative"])
+def test_perturbation_growth_shares_the_brownian_path(diffusion, test_images):
+    x, _ = test_images
+    model = paper_classifier("digits", diffusion, sigma=1.0 if diffusion != "none" else None, filters=4, num_steps=3)
+    times, same_input = evaluation.perturbation_growth(model, x, x, noise_seed=5)
+    np.testing.assert_allclose(same_input, 0.0, atol=1e-6)  # one path: no difference at all
+    x_perturbed = np.clip(x + 0.1, 0, 1)
+    times, norms = evaluation.perturbation_growth(model, x, x_perturbed, noise_seed=5)
+    assert times.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    stem = keras.Model(model.inputs, model.get_layer("sde_block").input)
+    start = np.linalg.norm((stem(x_perturbed) - stem(x)).numpy().reshape(len(x), -1), axis=1).mean()
+    assert norms[0] == pytest.approx(start, rel=1e-5) and np.all(norms > 0)
+
+
+def test_corruption_accuracy_reads_each_corruption_and_level():
+    model = paper_classifier("cifar10", "none", filters=4, num_steps=1)
+    with tfds.testing.mock_data(num_examples=4):
+        result = evaluation.corruption_accuracy(model, levels=(1, 5), corruptions=["fog", "snow"], limit=4)
+    assert set(result["by_level"]) == {1, 5}
+    assert set(result["by_corruption"]) == {"fog", "snow"}
+    assert all(0.0 <= a <= 1.0 for a in result["by_level"].values())
+
+
+def test_toy_paths_decay_only_above_the_ito_threshold():
+    times, noiseless = figures.toy_paths(0.0, runs=5, t1=5.0)
+    _, noisy = figures.toy_paths(2.8, runs=400, t1=5.0)
+    assert np.median(noiseless[-1]) == pytest.approx((1 + 5.0 / 200) ** 200)
+    # log x_T has mean (1 - sigma^2 / 2) T = -14.6 for sigma = 2.8: the median is tiny.
+    assert np.median(np.abs(noisy[-1])) < 1e-3
+
+
+def test_figures_are_written_as_png(tmp_path):
+    figures.plot_toy(tmp_path / "f1.png", runs=20)
+    figures.plot_accuracy_vs_epsilon(tmp_path / "f3.png", {"ODE": {0.0: 0.9, 0.5: 0.4}})
+    figures.plot_perturbation_growth(tmp_path / "f4.png", {"ODE": (np.linspace(0, 1, 3), np.array([1.0, 2.0, 3.0]))})
+    for name in ("f1.png", "f3.png", "f4.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,98 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nsde import data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+import train  # noqa: E402
+
+QUICK = ["--dataset", "digits", "--epochs", "1", "--subset", "64", "--num-steps", "2", "--pgd-examples", "8",
+         "--pgd-steps", "2", "--pgd-eps", "0", "0.5", "--ttn-samples", "2", "--eot-samples", "2", "--verbose", "0"]
+
+
+def run_script(*args, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dropout_run")
+    finished = run_script("examples/train.py", *QUICK, "--diffusion", "dropout", "--out", str(out))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return out
+
+
+def test_cli_smoke_run_writes_results_with_the_required_keys(cli_run):
+    results = json.loads((cli_run / "results.json").read_text())
+    for key in ("clean_accuracy", "ttn_accuracy", "pgd", "pgd_eot"):
+        assert key in results
+    assert set(results["pgd"]) == {"0.0", "0.5"}
+    assert all(0.0 <= value <= 1.0 for value in results["pgd"].values())
+    assert (cli_run / "log.csv").exists() and (cli_run / "checkpoint.keras").exists()
+
+
+def test_saved_model_and_keras_file_give_equal_deterministic_predictions(cli_run):
+    images = data.digits_arrays("test")[0][:5]
+    from_keras = keras.saving.load_model(cli_run / "model.keras")(images, training=False).numpy()
+    served = tf.saved_model.load(str(cli_run / "saved_model"))
+    logits = served.signatures["serving_default"](images=tf.constant(images))
+    np.testing.assert_allclose(list(logits.values())[0].numpy(), from_keras, rtol=1e-5, atol=1e-6)
+
+
+def test_saved_model_serves_a_test_time_noise_signature(cli_run):
+    images = tf.constant(data.digits_arrays("test")[0][:5])
+    served = tf.saved_model.load(str(cli_run / "saved_model"))
+    first = list(served.signatures["serving_ttn"](images=images).values())[0].numpy()
+    second = list(served.signatures["serving_ttn"](images=images).values())[0].numpy()
+    np.testing.assert_allclose(first.sum(axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(first, second)
+
+
+def test_staged_learning_rate_divides_by_ten_at_the_authors_stage_ends():
+    schedule = train.staged_learning_rate("cifar10", epochs=12, steps_per_epoch=10, base_lr=0.1)
+    # CIFAR stages 40/40/20/20 of 120 epochs -> boundaries at epochs 4, 8, 10 of 12.
+    assert [float(schedule(step)) for step in (0, 39, 41, 81, 101, 119)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 1e-4, 1e-4])
+
+
+class InterruptAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def test_interrupted_fit_resumes_through_backup_and_restore(tmp_path):
+    args = train.parse_args(QUICK[:2] + ["--diffusion", "none", "--epochs", "3", "--subset", "64", "--num-steps", "1",
+                                         "--verbose", "0", "--out", str(tmp_path)])
+    with pytest.raises(KeyboardInterrupt):
+        train.train(args, callbacks=[InterruptAfterEpoch(1)])
+    _, history, _ = train.train(args)
+    assert len(history["loss"]) == 1  # only the third epoch was left to run
+    epochs_logged = [line.split(",")[0] for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
+    assert epochs_logged[-1] == "2"
+
+
+@pytest.mark.parametrize("diffusion", ["none", "multiplicative"])
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, diffusion):
+    runs = {}
+    for distribute in ("none", "mirrored"):
+        finished = run_script("tests/distributed_check.py", distribute, diffusion, str(tmp_path / distribute))
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        runs[distribute] = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert runs["mirrored"]["replicas"] == 2
+    single, mirrored = runs["none"]["losses"], runs["mirrored"]["losses"]
+    assert len(single) == len(mirrored) == 4 and np.all(np.isfinite(mirrored))
+    if diffusion == "none":
+        np.testing.assert_allclose(mirrored, single, rtol=1e-4)
