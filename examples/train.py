@@ -47,6 +47,10 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=0.1, help="first stage's SGD learning rate (momentum 0.9)")
     parser.add_argument("--num-steps", type=int, default=11)
     parser.add_argument("--gradient", default="autodiff", choices=["autodiff", "pathwise"])
+    parser.add_argument("--solver", default="euler_maruyama", choices=["euler_maruyama", "milstein", "dopri5"],
+                        help="dopri5: TFP's adaptive Dormand-Prince (with --diffusion none)")
+    parser.add_argument("--increments", default="gaussian", choices=["gaussian", "bernoulli"])
+    parser.add_argument("--keep-prob", type=float, default=None, help="keep probability of Bernoulli increments")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 compute")
     parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
     parser.add_argument("--distribute", default="none", choices=["none", "mirrored", "multiworker"])
@@ -89,7 +93,8 @@ def staged_learning_rate(dataset, epochs, steps_per_epoch, base_lr):
 
 def build_compiled_model(args, steps_per_epoch):
     model = paper_classifier(
-        args.dataset, args.diffusion, sigma=args.sigma, num_steps=args.num_steps, gradient=args.gradient, seed=args.seed
+        args.dataset, args.diffusion, sigma=args.sigma, num_steps=args.num_steps, gradient=args.gradient,
+        seed=args.seed, solver=args.solver, increments=args.increments, keep_prob=args.keep_prob,
     )
     schedule = staged_learning_rate(args.dataset, args.epochs, steps_per_epoch, args.lr)
     model.compile(
@@ -186,8 +191,12 @@ def run(args):
         "epochs": args.epochs,
         "train_seconds": train_seconds,
         "final_loss": history["loss"][-1],
+        "solver": args.solver,
+        "seconds_per_epoch": train_seconds / max(1, len(history["loss"])),
         **evaluate(model, args),
     }
+    if args.solver == "dopri5":
+        results["nfe_last_batch"] = int(model.get_layer("sde_block").nfe.numpy())
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     return model, results

@@ -5,7 +5,7 @@
 
 __version__ = "0.1.0"
 
-from keras_nsde import brownian, diffusions, evaluation, gradients, layers, models, solvers
+from keras_nsde import analysis, brownian, diffusions, evaluation, gradients, layers, models, solvers
 from keras_nsde.layers import ConvDrift, MLPDrift, SDEBlock, TimeConv2D
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "SDEBlock",
     "TimeConv2D",
     "__version__",
+    "analysis",
     "brownian",
     "diffusions",
     "evaluation",

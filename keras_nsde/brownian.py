@@ -43,8 +43,8 @@ class GivenIncrements(BrownianPath):
         return tf.gather(self.dW, n)
 
 
-class SeededGaussianIncrements(BrownianPath):
-    """dW_n = sqrt(dt) * z_n, z_n ~ N(0, I) drawn from fold_in(seed, n).
+class SeededIncrements(BrownianPath):
+    """dW_n = sqrt(dt) * xi_n with xi_n of mean 0, variance 1, drawn from fold_in(seed, n).
 
     Args:
         seed: int32 tensor of shape (2,), the per-call seed.
@@ -66,9 +66,52 @@ class SeededGaussianIncrements(BrownianPath):
         # device. XLA's kernels still map a seed to other numbers than TF's:
         # a seed fixes the path within one execution mode (XLA or not).
         step_seed = tf.random.experimental.stateless_fold_in(self.seed, n, alg="philox")
-        z = tf.random.stateless_normal(self.shape, seed=step_seed, dtype=self.dtype, alg="philox")
-        return self.sqrt_dt * z
+        return self.sqrt_dt * self.standardized_sample(step_seed)
+
+    def standardized_sample(self, seed):
+        """xi with the state's shape: mean 0, variance 1."""
+        raise NotImplementedError
 
     def all_increments(self):
         """All increments stacked, shape `(num_steps,) + shape` (for tests and plots)."""
         return tf.stack([self.increment(n) for n in range(self.num_steps)])
+
+
+class SeededGaussianIncrements(SeededIncrements):
+    """dW_n = sqrt(dt) * z_n, z_n ~ N(0, I): Brownian increments (Euler-Maruyama)."""
+
+    def standardized_sample(self, seed):
+        return tf.random.stateless_normal(self.shape, seed=seed, dtype=self.dtype, alg="philox")
+
+
+class SeededBernoulliIncrements(SeededIncrements):
+    """dW_n = sqrt(dt) * xi_n, xi = (gamma / p - 1) / sqrt((1 - p) / p), gamma ~ Bernoulli(p).
+
+    A standardised dropout mask (mean 0, variance 1), the variable that the
+    paper's Eq. (7) replaces by a Gaussian. With the dropout diffusion
+    G = sqrt((1 - p) / p) f, a step is h + f dt + f sqrt(dt) (gamma / p - 1),
+    at dt = 1 exactly a residual block whose branch is multiplied by the
+    dropout mask gamma / p (Sun, Tao & Du, 2018).
+
+    Weak order: for p = 1/2 xi is the symmetric two-point variable +-1 of the
+    Kloeden-Platen simplified weak Euler scheme (weak order 1). For p != 1/2
+    its third moment (1 - 2p) / sqrt(p (1 - p)) is not zero, unlike a
+    Gaussian's; moments of linear SDEs (which depend only on the increments'
+    mean and variance) still converge at order 1, but nonlinear quantities
+    can pick up an O(sqrt(dt)) bias and converge more slowly.
+
+    Args:
+        keep_prob: p in (0, 1), the probability of keeping a unit.
+    """
+
+    def __init__(self, seed, shape, dtype, num_steps, dt, keep_prob=0.5):
+        super().__init__(seed, shape, dtype, num_steps, dt)
+        if not 0.0 < keep_prob < 1.0:
+            raise ValueError(f"keep_prob must be in the open interval (0, 1). Received: keep_prob={keep_prob!r}")
+        self.keep_prob = float(keep_prob)
+
+    def standardized_sample(self, seed):
+        p = self.keep_prob
+        uniform = tf.random.stateless_uniform(self.shape, seed=seed, dtype=self.dtype, alg="philox")
+        kept = tf.cast(uniform < p, self.dtype)
+        return (kept / p - 1.0) / ((1.0 - p) / p) ** 0.5

@@ -27,6 +27,9 @@ class GeometricBrownianMotion:
     def diffusion(self, h, t, f):
         return self.sigma * h
 
+    def diffusion_derivative(self, h, t, f):
+        return self.sigma * tf.ones_like(h)
+
     def exact(self, dW, t1=1.0):
         brownian_end = dW.sum(axis=0)
         return self.x0 * np.exp((self.mu - 0.5 * self.sigma**2) * t1 + self.sigma * brownian_end)

@@ -19,12 +19,14 @@ DIFFUSION_CASES = {
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 
 
-def twin_blocks(state, diffusion, dtype, **kwargs):
+def twin_blocks(state, diffusion, dtype, checkpoints=None, **kwargs):
     """An autodiff and a pathwise block with the same weights and seed."""
     blocks = []
     for gradient in ("autodiff", "pathwise"):
+        pathwise_only = {"checkpoints": checkpoints} if gradient == "pathwise" else {}
         block = SDEBlock(
-            diffusion=DIFFUSION_CASES[diffusion](dtype), num_steps=5, seed=1, gradient=gradient, dtype=dtype, **kwargs
+            diffusion=DIFFUSION_CASES[diffusion](dtype), num_steps=5, seed=1, gradient=gradient, dtype=dtype,
+            **pathwise_only, **kwargs,
         )
         block.build((None,) + STATES[state][1:])
         blocks.append(block)

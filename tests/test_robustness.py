@@ -65,7 +65,7 @@ def test_perturbation_growth_shares_the_brownian_path(diffusion, test_images):
     x_perturbed = np.clip(x + 0.1, 0, 1)
     times, norms = evaluation.perturbation_growth(model, x, x_perturbed, noise_seed=5)
     assert times.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
-    stem = keras.Model(model.inputs, model.get_layer("sde_block").input)
+    stem = keras.Model(model.input, model.get_layer("sde_block").input)
     start = np.linalg.norm((stem(x_perturbed) - stem(x)).numpy().reshape(len(x), -1), axis=1).mean()
     assert norms[0] == pytest.approx(start, rel=1e-5) and np.all(norms > 0)
 
@@ -80,8 +80,8 @@ def test_corruption_accuracy_reads_each_corruption_and_level():
 
 
 def test_toy_paths_decay_only_above_the_ito_threshold():
-    times, noiseless = figures.toy_paths(0.0, runs=5, t1=5.0)
-    _, noisy = figures.toy_paths(2.8, runs=400, t1=5.0)
+    times, noiseless = figures.toy_paths(0.0, runs=5, num_steps=200, t1=5.0)
+    _, noisy = figures.toy_paths(2.8, runs=400, num_steps=200, t1=5.0)
     assert np.median(noiseless[-1]) == pytest.approx((1 + 5.0 / 200) ** 200)
     # log x_T has mean (1 - sigma^2 / 2) T = -14.6 for sigma = 2.8: the median is tiny.
     assert np.median(np.abs(noisy[-1])) < 1e-3

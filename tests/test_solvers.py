@@ -15,13 +15,13 @@ from tests.problems import (
 FINE_STEPS = 1024
 
 
-def strong_errors(problem, levels, num_paths=2000):
+def strong_errors(problem, levels, num_paths=2000, solver=solvers.euler_maruyama, **solver_kwargs):
     """Mean |x_N - x_exact| on one shared set of Brownian paths for each N in levels."""
     dW_fine = brownian_increments(num_paths, FINE_STEPS, seed=1)
     exact = problem.exact(dW_fine)
     solve = tf.function(
-        lambda dW: solvers.euler_maruyama(
-            problem.drift, problem.diffusion, tf.fill([num_paths], np.float64(problem.x0)), dW
+        lambda dW: solver(
+            problem.drift, problem.diffusion, tf.fill([num_paths], np.float64(problem.x0)), dW, **solver_kwargs
         )
     )
     errors = []

@@ -33,5 +33,8 @@ class Additive(ScaledDiffusion):
         sigma = keras.ops.cast(self.channel_sigma, h.dtype) if self.learnable else self.sigma
         return keras.ops.ones_like(h) * sigma
 
+    def derivative(self, h, t, f):
+        return keras.ops.zeros_like(h)
+
     def get_config(self):
         return {**super().get_config(), "learnable": self.learnable}

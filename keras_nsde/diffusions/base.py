@@ -38,6 +38,14 @@ class Diffusion(keras.layers.Layer):
             f"{type(self).__name__} must implement call(h, t, f) returning G."
         )
 
+    def derivative(self, h, t, f):
+        """dG_i/dh_i (elementwise, h's shape) when known in closed form, else None.
+
+        The Milstein solver uses it; with None it falls back to its
+        derivative-free (Runge-Kutta) form.
+        """
+        return None
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

@@ -34,3 +34,6 @@ class Dropout(ScaledDiffusion):
 
     def call(self, h, t, f):
         return self.sigma * f
+
+    # derivative(): none in closed form (f couples the components); Milstein
+    # uses its derivative-free form.

@@ -18,3 +18,6 @@ class Multiplicative(ScaledDiffusion):
 
     def call(self, h, t, f):
         return self.sigma * h
+
+    def derivative(self, h, t, f):
+        return self.sigma * keras.ops.ones_like(h)

@@ -13,3 +13,6 @@ class NoDiffusion(Diffusion):
 
     def call(self, h, t, f):
         return keras.ops.zeros_like(h)
+
+    def derivative(self, h, t, f):
+        return keras.ops.zeros_like(h)

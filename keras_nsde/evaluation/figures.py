@@ -10,8 +10,12 @@ import tensorflow as tf  # noqa: E402
 from keras_nsde.solvers import euler_maruyama  # noqa: E402
 
 
-def toy_paths(sigma, runs=200, num_steps=200, t1=5.0, x0=1.0, seed=0):
-    """Euler-Maruyama paths of dx = x dt + sigma x dB: times `(N + 1,)`, paths `(N + 1, runs)`."""
+def toy_paths(sigma, runs=200, num_steps=2000, t1=5.0, x0=1.0, seed=0):
+    """Euler-Maruyama paths of dx = x dt + sigma x dB: times `(N + 1,)`, paths `(N + 1, runs)`.
+
+    Fine steps by default: at sigma = 2.8 the scheme's bias in log|x| grows
+    like sigma^4 dt and is visible against the exact rate when dt is coarse.
+    """
     rng = np.random.default_rng(seed)
     dW = rng.normal(0.0, np.sqrt(t1 / num_steps), size=(num_steps, runs))
     paths = euler_maruyama(

@@ -6,7 +6,6 @@ import tensorflow as tf
 
 from keras_nsde.data import cifar10_corruptions, load_corrupted
 from keras_nsde.evaluation.ensemble import TestTimeEnsemble, accuracy
-from keras_nsde.solvers import euler_maruyama
 
 
 def corruption_accuracy(model, levels=(1, 2, 3, 4, 5), corruptions=None, samples=1, data_dir=None, limit=None):
@@ -50,19 +49,11 @@ def perturbation_growth(model, x, x_perturbed, block_name="sde_block", noise=Tru
         per-example L2 norm of the state difference, `(N + 1,)`.
     """
     block = model.get_layer(block_name)
-    stem = keras.Model(model.inputs, block.input)
+    stem = keras.Model(model.input, block.input)
     h0 = tf.convert_to_tensor(stem(x, training=False))
     h0_perturbed = tf.convert_to_tensor(stem(x_perturbed, training=False))
     path = block.brownian_path(h0, noise_seed) if noise and block.diffusion.is_noisy else None
-    diffusion_fn = block.diffusion_fn if path is not None else None
-
-    def trajectory(h):
-        return euler_maruyama(
-            block.drift_fn, diffusion_fn, h, path, block.t0, block.t1, return_trajectory=True,
-            num_steps=block.num_steps,
-        )
-
-    difference = trajectory(h0_perturbed) - trajectory(h0)
+    difference = block.trajectory(h0_perturbed, path) - block.trajectory(h0, path)
     norms = tf.norm(tf.reshape(difference, [block.num_steps + 1, tf.shape(h0)[0], -1]), axis=-1)
     times = np.linspace(block.t0, block.t1, block.num_steps + 1)
     return times, tf.reduce_mean(norms, axis=1).numpy()

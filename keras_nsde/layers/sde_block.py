@@ -7,10 +7,14 @@ import tensorflow as tf
 from keras import ops
 
 from keras_nsde import diffusions
-from keras_nsde.brownian import GivenIncrements, SeededGaussianIncrements
+from keras_nsde.brownian import GivenIncrements, SeededBernoulliIncrements, SeededGaussianIncrements
 from keras_nsde.gradients import GRADIENT_METHODS, integrate_with
 from keras_nsde.layers.drifts import default_drift
-from keras_nsde.solvers import euler_maruyama_step
+from keras_nsde.solvers import euler_maruyama_step, integrate, milstein_step
+from keras_nsde.solvers.adaptive import dormand_prince
+
+SOLVERS = ("euler_maruyama", "milstein", "dopri5")
+INCREMENTS = {"gaussian": SeededGaussianIncrements, "bernoulli": SeededBernoulliIncrements}
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
@@ -44,6 +48,15 @@ class SDEBlock(keras.layers.Layer):
             see `keras_nsde.gradients.pathwise`).
         checkpoints: with gradient="pathwise", how many states the forward
             pass keeps; None keeps about sqrt(N). See `integrate_pathwise`.
+        solver: "euler_maruyama" (strong order 1/2), "milstein" (strong
+            order 1 for elementwise diffusions; see `solvers.milstein_step`),
+            or "dopri5": TFP's adaptive Dormand-Prince with adjoint gradients,
+            for diffusion="none" only (the Neural ODE baseline; the number of
+            drift evaluations of the last call is in `block.nfe`).
+        increments: "gaussian" (Brownian increments) or "bernoulli"
+            (standardised dropout masks, `brownian.SeededBernoulliIncrements`).
+        keep_prob: the Bernoulli increments' keep probability p (default 0.5).
+        rtol, atol: Dormand-Prince tolerances (default 1e-3 and 1e-6).
         **kwargs: base `Layer` arguments (name, dtype, ...).
 
     Call arguments:
@@ -70,6 +83,11 @@ class SDEBlock(keras.layers.Layer):
         seed=None,
         gradient="autodiff",
         checkpoints=None,
+        solver="euler_maruyama",
+        increments="gaussian",
+        keep_prob=None,
+        rtol=None,
+        atol=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -90,6 +108,22 @@ class SDEBlock(keras.layers.Layer):
             raise ValueError(
                 f"checkpoints must be None or an int >= 1. Received: checkpoints={checkpoints!r}"
             )
+        if checkpoints is not None and gradient != "pathwise":
+            raise ValueError(
+                f"checkpoints applies to gradient='pathwise' only. Received: checkpoints={checkpoints!r} "
+                f"with gradient={gradient!r}"
+            )
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {list(SOLVERS)}. Received: solver={solver!r}")
+        if increments not in INCREMENTS:
+            raise ValueError(f"increments must be one of {sorted(INCREMENTS)}. Received: increments={increments!r}")
+        if keep_prob is not None and (increments != "bernoulli" or not 0.0 < keep_prob < 1.0):
+            raise ValueError(
+                "keep_prob must be in (0, 1) and needs increments='bernoulli'. "
+                f"Received: keep_prob={keep_prob!r} with increments={increments!r}"
+            )
+        if (rtol is not None or atol is not None) and solver != "dopri5":
+            raise ValueError(f"rtol and atol apply to solver='dopri5' only. Received: rtol={rtol!r}, atol={atol!r}")
         self.drift = drift
         self.uses_default_drift = drift is None
         self.diffusion = diffusions.get(diffusion, sigma=sigma, dtype=self.dtype_policy)
@@ -101,6 +135,17 @@ class SDEBlock(keras.layers.Layer):
         self.seed = seed
         self.gradient = gradient
         self.checkpoints = checkpoints
+        self.solver = solver
+        self.increments = increments
+        self.keep_prob = keep_prob
+        self.rtol = rtol
+        self.atol = atol
+        if solver == "dopri5" and (self.diffusion.is_noisy or gradient != "autodiff"):
+            raise ValueError(
+                "solver='dopri5' integrates the Neural ODE (diffusion='none') with TFP's adjoint "
+                f"gradient (gradient='autodiff'). Received: diffusion={type(self.diffusion).__name__}, "
+                f"gradient={gradient!r}"
+            )
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     @property
@@ -119,6 +164,8 @@ class SDEBlock(keras.layers.Layer):
             )
         if not self.diffusion.built:
             self.diffusion.build(input_shape)
+        if self.solver == "dopri5":
+            self.nfe = self.add_weight(name="nfe", shape=(), dtype="int32", initializer="zeros", trainable=False)
         self.built = True
 
     def _symbolic_drift_call(self, input_shape):
@@ -128,12 +175,18 @@ class SDEBlock(keras.layers.Layer):
         return self.drift(h, t=t) if self.drift_takes_time else self.drift(h)
 
     def drift_fn(self, h, t):
-        """f(h, t; w)."""
-        return self.drift(h, t=t) if self.drift_takes_time else self.drift(h)
+        """f(h, t; w), in h's dtype even if the drift has another dtype policy."""
+        f = self.drift(h, t=t) if self.drift_takes_time else self.drift(h)
+        return ops.cast(f, h.dtype)
 
     def diffusion_fn(self, h, t, f):
         """G(h, t; v), in h's dtype even if the diffusion has another dtype policy."""
         return ops.cast(self.diffusion(h, t, f), h.dtype)
+
+    def diffusion_derivative_fn(self, h, t, f):
+        """dG_i/dh_i in h's dtype, or None when the diffusion has no closed form."""
+        derivative = self.diffusion.derivative(h, t, f)
+        return None if derivative is None else ops.cast(derivative, h.dtype)
 
     def new_noise_seed(self):
         """A fresh per-call seed (int32, shape (2,)) from the layer's SeedGenerator.
@@ -155,7 +208,9 @@ class SDEBlock(keras.layers.Layer):
             noise_seed = self.new_noise_seed()
         elif isinstance(noise_seed, int):
             noise_seed = [noise_seed, 0]
-        return SeededGaussianIncrements(noise_seed, tf.shape(h0), h0.dtype, self.num_steps, self.dt)
+        path_type = INCREMENTS[self.increments]
+        extra = {} if self.keep_prob is None else {"keep_prob": self.keep_prob}
+        return path_type(noise_seed, tf.shape(h0), h0.dtype, self.num_steps, self.dt, **extra)
 
     def call(self, inputs, training=None, noise_seed=None, dW=None):
         if not inputs.dtype.is_floating:
@@ -178,10 +233,35 @@ class SDEBlock(keras.layers.Layer):
         Eq. (3), one Euler-Maruyama step at a time: drift, diffusion,
         increment, step. `gradient` overrides the block's gradient method.
         """
-        step = euler_maruyama_step(self.drift_fn, self.diffusion_fn, path, self.t0, self.dt)
+        if self.solver == "dopri5":
+            return self._solve_adaptive(h0)
         h = integrate_with(
-            gradient or self.gradient, step, h0, self.num_steps, self.return_trajectory, self.checkpoints
+            gradient or self.gradient, self.step_fn(path), h0, self.num_steps, self.return_trajectory, self.checkpoints
         )
+        return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
+
+    def step_fn(self, path):
+        """The block's fixed-step scheme on `path` (None: no noise), `step(h, n) -> h_{n+1}`."""
+        if self.solver == "milstein":
+            return milstein_step(self.drift_fn, self.diffusion_fn, path, self.t0, self.dt, self.diffusion_derivative_fn)
+        return euler_maruyama_step(self.drift_fn, self.diffusion_fn, path, self.t0, self.dt)
+
+    def trajectory(self, h0, path=None):
+        """All N + 1 states on `path` (None: no noise), time-major `(num_steps + 1,) + h0.shape`."""
+        if self.solver == "dopri5":
+            raise ValueError("trajectory() needs a fixed-step solver. Received: solver='dopri5'")
+        return integrate(self.step_fn(path), h0, self.num_steps, return_trajectory=True)
+
+    def _solve_adaptive(self, h0):
+        """Dormand-Prince with TFP's adjoint; records the drift evaluations in `nfe`."""
+        times = tf.linspace(self.t0, self.t1, self.num_steps + 1) if self.return_trajectory else None
+        h, nfe = dormand_prince(
+            self.drift_fn, h0, self.t0, self.t1,
+            rtol=1e-3 if self.rtol is None else self.rtol,
+            atol=1e-6 if self.atol is None else self.atol,
+            return_trajectory_at=times,
+        )
+        self.nfe.assign(tf.cast(nfe, "int32"))
         return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
 
     def compute_output_shape(self, input_shape):
@@ -202,6 +282,11 @@ class SDEBlock(keras.layers.Layer):
             "seed": self.seed,
             "gradient": self.gradient,
             "checkpoints": self.checkpoints,
+            "solver": self.solver,
+            "increments": self.increments,
+            "keep_prob": self.keep_prob,
+            "rtol": self.rtol,
+            "atol": self.atol,
         }
 
     @classmethod

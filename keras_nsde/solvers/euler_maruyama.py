@@ -1,9 +1,6 @@
 """Euler-Maruyama: h_{n+1} = h_n + f(h_n, t_n) dt + G(h_n, t_n, f) * dW_n."""
 
-import tensorflow as tf
-
-from keras_nsde.brownian import BrownianPath, GivenIncrements
-from keras_nsde.solvers.loop import integrate
+from keras_nsde.solvers.fixed_step import solve_fixed_step, step_time
 
 STRONG_ORDER = 0.5
 WEAK_ORDER = 1.0
@@ -22,9 +19,7 @@ def euler_maruyama_step(drift_fn, diffusion_fn, path, t0, dt):
     """
 
     def step(h, n):
-        # tf.constant, not tf.cast: casting a Python float goes through float32.
-        dt_h = tf.constant(dt, h.dtype)
-        t = tf.constant(t0, h.dtype) + tf.cast(n, h.dtype) * dt_h
+        t, dt_h = step_time(h, n, t0, dt)
         f = drift_fn(h, t)
         h_next = h + f * dt_h
         if path is not None:
@@ -62,20 +57,8 @@ def euler_maruyama(
     Returns:
         h at t1 (h0's shape and dtype), or the trajectory.
     """
-    h0 = tf.convert_to_tensor(h0)
-    if not h0.dtype.is_floating:
-        raise ValueError(f"h0 must be a floating tensor. Received: h0.dtype={h0.dtype.name}")
-    if t1 <= t0:
-        raise ValueError(f"t1 must be greater than t0. Received: t0={t0}, t1={t1}")
-    if dW is None:
-        if diffusion_fn is not None:
-            raise ValueError("dW is required when diffusion_fn is given. Received: dW=None")
-        path = None
-    else:
-        path = dW if isinstance(dW, BrownianPath) else GivenIncrements(tf.cast(dW, h0.dtype))
-        num_steps = path.num_steps
-    if num_steps is None or num_steps < 1:
-        raise ValueError(f"num_steps must be at least 1. Received: num_steps={num_steps}")
-    dt = (t1 - t0) / num_steps
-    step = euler_maruyama_step(drift_fn, diffusion_fn, path, t0, dt)
-    return integrate(step, h0, num_steps, return_trajectory)
+
+    def make_step(path, t0, dt):
+        return euler_maruyama_step(drift_fn, diffusion_fn, path, t0, dt)
+
+    return solve_fixed_step(make_step, h0, dW, t0, t1, return_trajectory, num_steps, diffusion_fn is not None)

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nsde import SDEBlock, solvers
+from keras_nsde.brownian import SeededBernoulliIncrements, SeededGaussianIncrements
+from tests.problems import GeometricBrownianMotion, fitted_order
+
+NUM_PATHS = 400_000
+
+
+def simulate(problem, path_type, num_steps, seed=0, **path_kwargs):
+    path = path_type(tf.constant([seed, 1]), [NUM_PATHS], "float64", num_steps, 1.0 / num_steps, **path_kwargs)
+    h0 = tf.fill([NUM_PATHS], np.float64(problem.x0))
+    return tf.function(lambda: solvers.euler_maruyama(problem.drift, problem.diffusion, h0, path))().numpy()
+
+
+@pytest.mark.parametrize("keep_prob", [0.5, 0.8])
+def test_standardized_mask_has_mean_zero_variance_one_and_the_documented_skew(keep_prob):
+    xi = SeededBernoulliIncrements(tf.constant([4, 2]), [NUM_PATHS], "float64", 1, 1.0, keep_prob).increment(0).numpy()
+    assert set(np.unique(xi).round(6)) == {round(-np.sqrt(keep_prob / (1 - keep_prob)), 6), round(np.sqrt((1 - keep_prob) / keep_prob), 6)}
+    assert xi.mean() == pytest.approx(0.0, abs=0.01)
+    assert xi.var() == pytest.approx(1.0, abs=0.01)
+    assert (xi**3).mean() == pytest.approx((1 - 2 * keep_prob) / np.sqrt(keep_prob * (1 - keep_prob)), abs=0.05)
+
+
+@pytest.mark.parametrize("keep_prob", [0.5, 0.8])
+def test_gbm_moments_converge_at_weak_order_one_with_bernoulli_increments(keep_prob):
+    problem = GeometricBrownianMotion(mu=1.0, sigma=0.5)
+    levels = [4, 8, 16, 32, 64]  # N = 2 is still pre-asymptotic (exact slope 0.85 over 2..16)
+    mean_errors, second_moment_errors = [], []
+    for num_steps in levels:
+        x = simulate(problem, SeededBernoulliIncrements, num_steps, keep_prob=keep_prob)
+        mean_errors.append(abs(x.mean() - problem.mean(1.0)))
+        second_moment_errors.append(abs((x**2).mean() - problem.second_moment(1.0)))
+    step_sizes = 1.0 / np.array(levels)
+    assert fitted_order(step_sizes, mean_errors) == pytest.approx(1.0, abs=0.2)
+    assert fitted_order(step_sizes, second_moment_errors) == pytest.approx(1.0, abs=0.2)
+
+
+def test_nonlinear_expectation_approaches_the_gaussian_schemes_value():
+    """E[sin h_T] for dh = (1 - h) dt + 0.8 h dB: skewed masks (p = 0.8) vs Gaussian increments."""
+
+    class Problem(GeometricBrownianMotion):
+        def drift(self, h, t):
+            return 1.0 - h
+
+    problem = Problem(sigma=0.8)
+    gaps = {}
+    for num_steps in (2, 32):
+        bernoulli = np.sin(simulate(problem, SeededBernoulliIncrements, num_steps, keep_prob=0.8)).mean()
+        gaussian = np.sin(simulate(problem, SeededGaussianIncrements, num_steps, seed=7)).mean()
+        gaps[num_steps] = abs(bernoulli - gaussian)
+    standard_error = 2 * 0.5 / np.sqrt(NUM_PATHS)
+    assert gaps[2] > 10 * standard_error
+    assert gaps[32] < gaps[2] / 3
+
+
+def test_dropout_block_with_bernoulli_increments_is_a_masked_residual_step():
+    """At dt = 1 (one step over [0, 1]) h_1 = h_0 + f(h_0) * gamma / p exactly."""
+    x = np.random.default_rng(0).normal(size=(64, 6))
+    keep_prob = 0.75
+    block = SDEBlock(diffusion="dropout", sigma=np.sqrt((1 - keep_prob) / keep_prob), num_steps=1,
+                     increments="bernoulli", keep_prob=keep_prob, dtype="float64")
+    block.build(x.shape)
+    seed = block.new_noise_seed()
+    xi = block.brownian_path(tf.constant(x), seed).increment(0).numpy()
+    mask = (xi * np.sqrt((1 - keep_prob) / keep_prob) + 1.0) * keep_prob
+    assert set(np.unique(mask.round(9))) == {0.0, 1.0}
+    f = block.drift_fn(tf.constant(x), tf.constant(0.0, "float64")).numpy()
+    np.testing.assert_allclose(block(x, noise_seed=seed).numpy(), x + f * mask / keep_prob, rtol=1e-12)
+
+
+def test_pathwise_gradient_is_exact_with_bernoulli_increments():
+    x = tf.constant(np.random.default_rng(1).normal(size=(3, 5)))
+    blocks = []
+    for gradient in ("autodiff", "pathwise"):
+        block = SDEBlock(diffusion="dropout", sigma=0.5, num_steps=4, increments="bernoulli", keep_prob=0.7,
+                         gradient=gradient, seed=3, dtype="float64")
+        block.build(x.shape)
+        blocks.append(block)
+    blocks[1].set_weights(blocks[0].get_weights())
+    grads = []
+    for block in blocks:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(block(x, noise_seed=[5, 6])))
+        grads.append(tape.gradient(loss, [x] + block.trainable_variables))
+    for a, p in zip(*grads):
+        np.testing.assert_allclose(p.numpy(), a.numpy(), rtol=1e-10, atol=1e-12)
