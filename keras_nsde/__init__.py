@@ -6,10 +6,11 @@
 __version__ = "0.1.0"
 
 from keras_nsde import analysis, brownian, diffusions, evaluation, gradients, layers, models, solvers
-from keras_nsde.layers import ConvDrift, MLPDrift, SDEBlock, TimeConv2D
+from keras_nsde.layers import ConvDrift, GroupNorm, MLPDrift, SDEBlock, TimeConv2D
 
 __all__ = [
     "ConvDrift",
+    "GroupNorm",
     "MLPDrift",
     "SDEBlock",
     "TimeConv2D",

@@ -182,3 +182,22 @@ def test_pathwise_gradient_compiles_with_xla():
     _, grads_a = tf.function(loss_gradients, jit_compile=True)(autodiff, h0, cotangent)
     _, grads_p = tf.function(loss_gradients, jit_compile=True)(pathwise, h0, cotangent)
     assert max_relative_error(grads_a, grads_p) < 1e-4
+
+
+def test_pathwise_block_turns_off_the_grappler_pass_that_breaks_it():
+    _, pathwise = twin_blocks("vector", "multiplicative", "float32")
+    pathwise(tf.ones(STATES["vector"]), training=True)
+    assert tf.config.optimizer.get_experimental_options()["arithmetic_optimization"] is False
+
+
+@pytest.mark.slow
+def test_pathwise_trains_the_cifar10_model_at_batch_32():
+    """The size at which Grappler's AddN rewrite used to fail (AlreadyExistsError)."""
+    from keras_nsde.models import paper_classifier
+
+    model = paper_classifier("cifar10", "multiplicative", gradient="pathwise")
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(32, 32, 32, 3)).astype("float32"), rng.integers(0, 10, 32)
+    losses = [float(model.train_on_batch(x, y)) for _ in range(2)]
+    assert np.all(np.isfinite(losses))

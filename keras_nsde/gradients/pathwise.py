@@ -27,6 +27,20 @@ import tensorflow as tf
 from tensorflow.python.eager import record as _record
 
 
+def _work_around_grappler_accumulate_bug():
+    """Turns off Grappler's arithmetic optimization, process-wide.
+
+    On CPUs its AddOpsRewrite turns large additions inside the backward
+    while-loops into in-place accumulations on temporary variables that
+    collide between iterations: "AlreadyExistsError ... AddOpsRewrite_add/tmp_var"
+    (tensorflow issues 23780, 33713, 37740; seen here on the CIFAR-10 model at
+    batch 32). There is no per-function switch, so the first pathwise block
+    to be traced turns the pass off for the whole process.
+    """
+    if tf.config.optimizer.get_experimental_options().get("arithmetic_optimization") is not False:
+        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+
+
 def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints=None):
     """Runs h_{n+1} = step(h_n, n) with a recomputing pathwise custom gradient.
 
@@ -42,6 +56,9 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
         nothing recomputed).
     With `return_trajectory`, every state is an output anyway and is reused.
 
+    Side effect: the first call turns off Grappler's arithmetic optimization
+    for the process (a TensorFlow bug; see `_work_around_grappler_accumulate_bug`).
+
     Args:
         step: `step(h, n) -> h_{n+1}`. Must be a deterministic function of
             (h, n) and the variables it reads: the backward pass calls it again.
@@ -54,6 +71,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
         h_N or the trajectory, with gradients to h0 and to every variable
         that `step` reads.
     """
+    _work_around_grappler_accumulate_bug()
     if return_trajectory:
         segment = 1
     else:

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_nsde.layers.group_norm import GroupNorm
 from keras_nsde.layers.time_conv import TimeConv2D
 
 GROUP_NORM_EPSILON = 1e-5  # PyTorch's GroupNorm default, as in the authors' code
@@ -30,9 +31,7 @@ class ConvDrift(keras.layers.Layer):
         self.groups = groups
         norm_groups = min(groups, filters)
         self.norms = [
-            keras.layers.GroupNormalization(
-                norm_groups, epsilon=GROUP_NORM_EPSILON, dtype=self.dtype_policy, name=f"norm_{i}"
-            )
+            GroupNorm(norm_groups, epsilon=GROUP_NORM_EPSILON, dtype=self.dtype_policy, name=f"norm_{i}")
             for i in range(num_convs + 1)
         ]
         self.convs = [

@@ -3,6 +3,7 @@
 import keras
 
 from keras_nsde.layers.drifts import GROUP_NORM_EPSILON
+from keras_nsde.layers.group_norm import GroupNorm
 from keras_nsde.layers.sde_block import SDEBlock
 
 INPUT_SHAPES = {"cifar10": (32, 32, 3), "stl10": (96, 96, 3), "tiny_imagenet": (64, 64, 3), "digits": (8, 8, 1)}
@@ -68,5 +69,5 @@ def paper_classifier(dataset, diffusion="none", sigma=None, filters=None, **over
 
 
 def _norm_relu(x, name):
-    x = keras.layers.GroupNormalization(min(32, x.shape[-1]), epsilon=GROUP_NORM_EPSILON, name=f"{name}_norm")(x)
+    x = GroupNorm(min(32, x.shape[-1]), epsilon=GROUP_NORM_EPSILON, name=f"{name}_norm")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
