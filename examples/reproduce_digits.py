@@ -16,7 +16,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
 
 import train  # noqa: E402
 from keras_nsde import data, evaluation  # noqa: E402
@@ -83,7 +82,7 @@ def main():
     growth = {}
     for diffusion in ("none", "dropout"):
         x_adv = evaluation.pgd_attack(models[diffusion], x, y, epsilon=1.0, steps=args.pgd_steps)
-        growth[LABELS[diffusion]] = evaluation.perturbation_growth(models[diffusion], x, x_adv, noise_seed=np.int32(0).item())
+        growth[LABELS[diffusion]] = evaluation.perturbation_growth(models[diffusion], x, x_adv, noise_seed=0)
     figures.plot_perturbation_growth(os.path.join(args.out, "figure4_perturbation.png"), growth)
     print(f"\nWrote {args.out}/table.md, summary.json and figures 1, 3, 4.")
 

@@ -19,13 +19,13 @@ def digits_ode():
 
 
 @pytest.fixture(scope="module")
-def test_images():
+def attack_images():
     x, y = data.digits_arrays("test")
     return x[:40], y[:40]
 
 
-def test_pgd_with_zero_epsilon_keeps_accuracy_and_larger_epsilon_does_not_raise_it(digits_ode, test_images):
-    x, y = test_images
+def test_pgd_with_zero_epsilon_keeps_accuracy_and_larger_epsilon_does_not_raise_it(digits_ode, attack_images):
+    x, y = attack_images
     clean = evaluation.accuracy(digits_ode.predict(x, verbose=0), y)
     accuracies = evaluation.pgd_accuracy(digits_ode, x, y, [0.0, 0.5, 2.0], steps=10)
     assert clean > 0.6
@@ -34,8 +34,8 @@ def test_pgd_with_zero_epsilon_keeps_accuracy_and_larger_epsilon_does_not_raise_
     assert accuracies[2.0] < clean
 
 
-def test_pgd_images_stay_in_the_ball_and_the_unit_box(digits_ode, test_images):
-    x, y = test_images
+def test_pgd_images_stay_in_the_ball_and_the_unit_box(digits_ode, attack_images):
+    x, y = attack_images
     for norm, epsilon in (("l2", 0.7), ("linf", 0.1)):
         x_adv = evaluation.pgd_attack(digits_ode, x, y, epsilon, norm=norm, steps=5)
         delta = (x_adv - x).reshape(len(x), -1)
@@ -44,21 +44,21 @@ def test_pgd_images_stay_in_the_ball_and_the_unit_box(digits_ode, test_images):
         assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
 
 
-def test_eot_attack_runs_on_a_noisy_model(test_images):
-    x, y = test_images
+def test_eot_attack_runs_on_a_noisy_model(attack_images):
+    x, y = attack_images
     model = paper_classifier("digits", "dropout", filters=4, num_steps=2)
     accuracies = evaluation.pgd_accuracy(model, x[:8], y[:8], [0.0, 0.5], steps=2, eot_samples=3, ttn_samples=2)
     assert set(accuracies) == {0.0, 0.5} and all(0 <= a <= 1 for a in accuracies.values())
 
 
-def test_value_error_for_unknown_norm(digits_ode, test_images):
+def test_value_error_for_unknown_norm(digits_ode, attack_images):
     with pytest.raises(ValueError, match="norm='l3'"):
-        evaluation.pgd_attack(digits_ode, *test_images, epsilon=0.1, norm="l3")
+        evaluation.pgd_attack(digits_ode, *attack_images, epsilon=0.1, norm="l3")
 
 
 @pytest.mark.parametrize("diffusion", ["none", "multiplicative"])
-def test_perturbation_growth_shares_the_brownian_path(diffusion, test_images):
-    x, _ = test_images
+def test_perturbation_growth_shares_the_brownian_path(diffusion, attack_images):
+    x, _ = attack_images
     model = paper_classifier("digits", diffusion, sigma=1.0 if diffusion != "none" else None, filters=4, num_steps=3)
     times, same_input = evaluation.perturbation_growth(model, x, x, noise_seed=5)
     np.testing.assert_allclose(same_input, 0.0, atol=1e-6)  # one path: no difference at all

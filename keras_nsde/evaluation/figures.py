@@ -32,7 +32,7 @@ def plot_toy(path, sigmas=(0.0, 2.8), runs=200, t1=5.0):
         magnitude = np.abs(paths) + 1e-300
         ax.semilogy(times, magnitude[:, :10], color=color, alpha=0.15, linewidth=0.8)
         ax.semilogy(times, np.median(magnitude, axis=1), color=color, linewidth=2, label=f"sigma={sigma}: median of {runs} runs")
-        ax.semilogy(times, np.exp((1 - sigma**2 / 2) * times), color=color, linestyle="--", label=f"exp((1 - sigma^2/2) t)")
+        ax.semilogy(times, np.exp((1 - sigma**2 / 2) * times), color=color, linestyle="--", label="exp((1 - sigma^2/2) t)")
     ax.set(xlabel="t", ylabel="|x_t|", title="dx = x dt + sigma x dB: decays a.s. iff sigma^2 > 2")
     ax.legend(fontsize=7)
     fig.tight_layout()
