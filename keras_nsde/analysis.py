@@ -81,12 +81,13 @@ def lipschitz_estimate(block, h0, iterations=20, seed=0):
         v = tf.random.stateless_normal(tf.shape(h), seed=[seed, 1], dtype=h.dtype)
         v = v / tf.norm(v)
         for _ in range(iterations):
-            with tf.autodiff.ForwardAccumulator(h, v) as accumulator:
-                f = block.drift_fn(h, t)
-            jv = accumulator.jvp(f)
+            # One drift evaluation, recorded by both: forward mode gives J v,
+            # the tape then gives J^T (J v).
             with tf.GradientTape() as tape:
                 tape.watch(h)
-                f = block.drift_fn(h, t)
+                with tf.autodiff.ForwardAccumulator(h, v) as accumulator:
+                    f = block.drift_fn(h, t)
+            jv = accumulator.jvp(f)
             jtjv = tape.gradient(f, h, output_gradients=jv)
             singular_value = float(tf.norm(jv))
             v = jtjv / tf.norm(jtjv)
