@@ -80,6 +80,14 @@ def reference_model():
     return keras.Model(inputs, keras.layers.Dense(10)(x))
 
 
+def mixed_precision_classifier():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return paper_classifier("cifar10", "multiplicative", sigma=SIGMA)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def keras_step(model, jit, x, y):
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
     model.train_on_batch(x, y)
@@ -149,6 +157,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="only keras_nsde autodiff, reference and torch")
     parser.add_argument("--xla", action="store_true", help="add XLA variants (on this CPU a step took ~64 s)")
+    parser.add_argument("--mixed-precision", action="store_true", help="add a mixed_float16 keras_nsde variant")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(args.batch, 32, 32, 3)).astype("float32")
@@ -158,6 +167,8 @@ def main():
     if not args.quick:
         variants["keras_nsde pathwise"] = lambda: keras_step(
             paper_classifier("cifar10", "multiplicative", sigma=SIGMA, gradient="pathwise", checkpoints=NUM_STEPS), False, x, y)
+    if args.mixed_precision:
+        variants["keras_nsde autodiff mixed_float16"] = lambda: keras_step(mixed_precision_classifier(), False, x, y)
     if args.xla:
         variants["keras_nsde autodiff XLA"] = lambda: keras_step(paper_classifier("cifar10", "multiplicative", sigma=SIGMA), True, x, y)
     variants["hand-written Keras/TF loop"] = lambda: keras_step(reference_model(), False, x, y)

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_nsde.layers.same_conv import same_conv2d
+
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
 class TimeConv2D(keras.layers.Layer):
@@ -27,6 +29,8 @@ class TimeConv2D(keras.layers.Layer):
         super().__init__(**kwargs)
         if not isinstance(filters, int) or filters < 1:
             raise ValueError(f"filters must be a positive int. Received: filters={filters!r}")
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd int. Received: kernel_size={kernel_size!r}")
         self.filters = filters
         self.kernel_size = kernel_size
 
@@ -45,8 +49,8 @@ class TimeConv2D(keras.layers.Layer):
         height, width = ops.shape(h)[1], ops.shape(h)[2]
         ones_plane = ops.ones((1, height, width, 1), dtype=h.dtype)
         time_map = ops.conv(ones_plane, time_kernel, padding="same")
-        out = ops.conv(h, state_kernel, padding="same")
-        return out + ops.cast(t, h.dtype) * time_map + self.bias
+        out = same_conv2d(h, state_kernel)
+        return out + (ops.cast(t, h.dtype) * time_map + self.bias)  # one full-size add
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.filters,)
