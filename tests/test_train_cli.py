@@ -96,3 +96,33 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, diffusion):
     assert len(single) == len(mirrored) == 4 and np.all(np.isfinite(mirrored))
     if diffusion == "none":
         np.testing.assert_allclose(mirrored, single, rtol=1e-4)
+
+
+def test_main_job_table_shows_means_and_standard_errors_over_seeds():
+    import reproduce_digits
+
+    runs = [
+        {"diffusion": "dropout", "sigma": 0.5, "ttn_samples": 2, "clean_accuracy": clean, "ttn_accuracy": clean,
+         "pgd": {0.0: clean, 0.5: attacked}, "pgd_eot": {0.0: clean, 0.5: attacked - 0.1}}
+        for clean, attacked in [(0.9, 0.5), (0.8, 0.3)]
+    ]
+    row = reproduce_digits.mean_row(runs)
+    assert row["seeds"] == 2
+    np.testing.assert_allclose(row["clean_accuracy"]["mean"], 0.85)
+    np.testing.assert_allclose(row["pgd"][0.5]["se"], np.std([0.5, 0.3], ddof=1) / np.sqrt(2))
+    np.testing.assert_allclose(row["pgd_eot"][0.5]["runs"], [0.4, 0.2])
+    line = reproduce_digits.table([row], [0.0, 0.5]).splitlines()[-1]
+    assert line == "| dropout | 0.5 | 85.0 ± 5.0 | 85.0 ± 5.0 | 40.0 ± 10.0 | 30.0 ± 10.0 |"
+
+
+@pytest.mark.slow
+def test_main_job_runs_end_to_end_on_a_tiny_budget(tmp_path):
+    finished = run_script(
+        "examples/reproduce_digits.py", "--epochs", "1", "--seeds", "2", "--subset", "64", "--num-steps", "2",
+        "--pgd-examples", "8", "--pgd-steps", "2", "--pgd-eps", "0", "0.5", "--ttn-samples", "2",
+        "--eot-samples", "2", "--verbose", "0", "--out", str(tmp_path), timeout=900,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["runs"]) == 8 and len(summary["means"]) == 4
+    assert all((tmp_path / name).exists() for name in ("figure1_toy.png", "figure3_pgd.png", "figure4_perturbation.png"))
