@@ -122,7 +122,9 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
 
             def segment_body(s, adjoint, weight_grads):
                 start, stop = segment_bounds(s)
-                _, states = run(checkpoint_states[s], start, stop, new_states(adjoint, segment))
+                # Recomputes h_start .. h_{stop-1}; h_stop is not needed (the step VJPs re-run each step).
+                last, states = run(checkpoint_states[s], start, stop - 1, new_states(adjoint, segment))
+                states = states.write(stop - 1 - start, last)
 
                 def step_body(n, adjoint, weight_grads):
                     h = states.read(n - start)
