@@ -10,11 +10,11 @@ transforms are separate memory-bound kernels and cost more than they save.
 """
 
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
+from op_time import fastest_ms  # noqa: E402  (benchmarks/ is the script's folder)
 
 FILTER_TRANSFORM = tf.constant([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], tf.float32)  # G
 
@@ -48,16 +48,6 @@ def winograd_conv2d(x, kernel):
     return tf.reshape(tiles, [n, height, width, -1])
 
 
-def fastest_ms(fn, repeats=20):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
-
-
 def main():
     x = tf.random.normal((32, 30, 30, 64))
     weights = tf.random.normal((32, 30, 30, 64))
@@ -77,8 +67,8 @@ def main():
                 loss = tf.reduce_sum(conv(x) * weights)
             return tape.gradient(loss, [x, kernel])
 
-        print(f"| {name} | {fastest_ms(lambda: forward(x).numpy()):.1f} | "
-              f"{fastest_ms(lambda: [g.numpy() for g in forward_backward(x)]):.1f} |")
+        print(f"| {name} | {fastest_ms(lambda: forward(x).numpy(), 20):.1f} | "
+              f"{fastest_ms(lambda: [g.numpy() for g in forward_backward(x)], 20):.1f} |")
 
 
 if __name__ == "__main__":
