@@ -12,8 +12,8 @@ class GroupNorm(keras.layers.Layer):
     on `(batch, H, W, C)`, computed faster on CPUs: the per-channel sums of x
     and x^2 over (H, W) give each group's mean and variance, which fold with
     gamma and beta into a per-(example, channel) scale and shift, so the big
-    tensor is read twice and written once. The gradient is written out the same
-    way (`_group_norm`), three reads and one write instead of autodiff's chain.
+    tensor is read twice and written once. The gradient is written out in
+    closed form the same way (`_group_norm`) instead of autodiff's chain.
     The variance is E[x^2] - E[x]^2, accurate in float32 for activations whose
     mean is not many orders of magnitude above their spread (statistics are
     taken in float32 under mixed precision).
