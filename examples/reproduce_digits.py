@@ -112,9 +112,11 @@ def main(argv=None):
         json.dump({"means": rows, "runs": runs}, f, indent=1)
 
     figures.plot_toy(os.path.join(args.out, "figure1_toy.png"))
-    means = {key: lambda r, key=key: {e: stat["mean"] for e, stat in r[key].items()} for key in ("pgd", "pgd_eot")}
-    curves = {f"{LABELS[r['diffusion']]} PGD": means["pgd"](r) for r in rows}
-    curves.update({f"{LABELS[r['diffusion']]} PGD+EOT": means["pgd_eot"](r) for r in rows if r["diffusion"] != "none"})
+    def means(accuracies):  # {epsilon: stats} -> {epsilon: mean}
+        return {e: stat["mean"] for e, stat in accuracies.items()}
+
+    curves = {f"{LABELS[r['diffusion']]} PGD": means(r["pgd"]) for r in rows}
+    curves.update({f"{LABELS[r['diffusion']]} PGD+EOT": means(r["pgd_eot"]) for r in rows if r["diffusion"] != "none"})
     figures.plot_accuracy_vs_epsilon(os.path.join(args.out, "figure3_pgd.png"), curves)
 
     x, y = data.digits_arrays("test")
