@@ -32,3 +32,25 @@ def test_given_increments_index_the_first_axis():
     path = GivenIncrements(dW)
     assert path.num_steps == 3
     np.testing.assert_array_equal(path.increment(2).numpy(), dW[2])
+
+
+def test_gaussian_increments_are_normal_and_pairs_independent():
+    from scipy import stats
+
+    path = SeededGaussianIncrements(tf.constant([5, 6]), [100_001], "float64", num_steps=2, dt=0.25)
+    z = path.increment(1).numpy() / 0.5
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    assert abs(stats.kurtosis(z)) < 0.1  # standard error ~0.015
+    # Box-Muller pairs (cos, sin halves) must be independent, not just uncorrelated.
+    first, second = z[:50_000], z[50_001:]
+    assert abs(np.corrcoef(first, second)[0, 1]) < 0.02
+    assert abs(np.corrcoef(first**2, second**2)[0, 1]) < 0.02
+
+
+def test_gaussian_increments_take_dynamic_odd_shapes_and_half_precision():
+    odd = SeededGaussianIncrements(tf.constant([1, 2]), tf.constant([3, 5]), "float32", num_steps=1, dt=1.0)
+    assert odd.increment(0).shape == (3, 5)
+    half = SeededGaussianIncrements(tf.constant([1, 2]), [4000], "float16", num_steps=1, dt=0.04)
+    dW = half.increment(0).numpy().astype("float64")
+    assert half.increment(0).dtype == tf.float16
+    np.testing.assert_allclose(dW.var(), 0.04, rtol=0.1)
