@@ -7,11 +7,15 @@ from keras_nsde import GroupNorm
 from tests.harness import run_serialization_test
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("groups", [1, 4, 8])
-def test_group_norm_equals_keras_group_normalization_in_value_and_gradient(groups):
+def test_group_norm_equals_keras_group_normalization_in_value_and_gradient(groups, relu):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(loc=1.0, scale=2.0, size=(2, 5, 5, 8)).astype("float32"))
-    ours, reference = GroupNorm(groups), keras.layers.GroupNormalization(groups, epsilon=1e-5)
+    ours = GroupNorm(groups, relu=relu)
+    reference = keras.Sequential([keras.layers.GroupNormalization(groups, epsilon=1e-5)])
+    if relu:
+        reference.add(keras.layers.ReLU())
     weights = [rng.uniform(0.5, 1.5, 8).astype("float32"), rng.normal(size=8).astype("float32")]
     for layer in (ours, reference):
         layer.build(x.shape)
@@ -36,7 +40,12 @@ def test_group_norm_under_mixed_precision_keeps_float16_output():
 
 
 def test_group_norm_config_round_trip():
-    run_serialization_test(GroupNorm(2, epsilon=1e-3), np.ones((1, 2, 2, 4), "float32"))
+    run_serialization_test(GroupNorm(2, epsilon=1e-3, relu=True), np.ones((1, 2, 2, 4), "float32"))
+
+
+def test_value_error_when_relu_is_not_a_bool():
+    with pytest.raises(ValueError, match="relu='yes'"):
+        GroupNorm(2, relu="yes")
 
 
 def test_value_error_when_groups_do_not_divide_channels():

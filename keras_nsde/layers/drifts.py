@@ -31,7 +31,13 @@ class ConvDrift(keras.layers.Layer):
         self.groups = groups
         norm_groups = min(groups, filters)
         self.norms = [
-            GroupNorm(norm_groups, epsilon=GROUP_NORM_EPSILON, dtype=self.dtype_policy, name=f"norm_{i}")
+            GroupNorm(
+                norm_groups,
+                epsilon=GROUP_NORM_EPSILON,
+                relu=i < num_convs,  # GN -> ReLU fused; the last GN has no ReLU
+                dtype=self.dtype_policy,
+                name=f"norm_{i}",
+            )
             for i in range(num_convs + 1)
         ]
         self.convs = [
@@ -47,7 +53,7 @@ class ConvDrift(keras.layers.Layer):
 
     def call(self, h, t):
         for norm, conv in zip(self.norms, self.convs):
-            h = conv(ops.relu(norm(h)), t)
+            h = conv(norm(h), t)  # norm includes the ReLU
         return self.norms[-1](h)
 
     def compute_output_shape(self, input_shape):

@@ -1,19 +1,23 @@
-"""GroupNorm as one fused multiply-add per element, for channels-last images."""
+"""GroupNorm (optionally followed by ReLU) in one pass per direction, for channels-last images."""
 
 import keras
 import tensorflow as tf
 
+from keras_nsde.kernels import group_norm_ops
+
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
 class GroupNorm(keras.layers.Layer):
-    """y = (x - mean_g) / sqrt(var_g + eps) * gamma + beta, statistics per example and group.
+    """y = act((x - mean_g) / sqrt(var_g + eps) * gamma + beta), statistics per example and group.
 
     Same function and weights (gamma, beta) as `keras.layers.GroupNormalization`
     on `(batch, H, W, C)`, computed faster on CPUs: the per-channel sums of x
     and x^2 over (H, W) give each group's mean and variance, which fold with
     gamma and beta into a per-(example, channel) scale and shift, so the big
-    tensor is read twice and written once. The gradient is written out in
-    closed form the same way (`_group_norm`) instead of autodiff's chain.
+    tensor is read twice and written once, the ReLU (`relu=True`) fused into
+    the write. The gradient is written out in closed form the same way
+    (`_group_norm`) instead of autodiff's chain. On CPUs the passes run as
+    compiled one-pass kernels (`keras_nsde.kernels`) for float32.
     The variance is E[x^2] - E[x]^2, accurate in float32 for activations whose
     mean is not many orders of magnitude above their spread (statistics are
     taken in float32 under mixed precision).
@@ -21,12 +25,16 @@ class GroupNorm(keras.layers.Layer):
     Args:
         groups: number of groups; must divide the channels.
         epsilon: added to the variance.
+        relu: apply ReLU to the result (act), fused into the same pass.
     """
 
-    def __init__(self, groups=32, epsilon=1e-5, **kwargs):
+    def __init__(self, groups=32, epsilon=1e-5, relu=False, **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(relu, bool):
+            raise ValueError(f"relu must be True or False. Received: relu={relu!r}")
         self.groups = groups
         self.epsilon = epsilon
+        self.relu = relu
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -39,25 +47,27 @@ class GroupNorm(keras.layers.Layer):
     def call(self, x):
         stats_dtype = "float64" if x.dtype == tf.float64 else "float32"  # float32 statistics for float16 x
         gamma, beta = tf.cast(self.gamma, stats_dtype), tf.cast(self.beta, stats_dtype)
-        return _group_norm(x, gamma, beta, self.groups, self.epsilon)
+        return _group_norm(x, gamma, beta, self.groups, self.epsilon, self.relu)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "groups": self.groups, "epsilon": self.epsilon}
+        return {**super().get_config(), "groups": self.groups, "epsilon": self.epsilon, "relu": self.relu}
 
 
-def _group_norm(x, gamma, beta, groups, epsilon):
-    """GroupNorm of `(batch, H, W, C)` x as y = x * scale + shift, with its gradient in closed form.
+def _group_norm(x, gamma, beta, groups, epsilon, relu=False):
+    """GroupNorm of `(batch, H, W, C)` x as y = act(x * scale + shift), with its gradient in closed form.
 
     Per example and group g of m = H * W * C / groups elements, with mean mu,
-    r = 1 / sqrt(var + eps) and x_hat = (x - mu) r, the gradient of y = gamma x_hat + beta is
+    r = 1 / sqrt(var + eps) and x_hat = (x - mu) r, the gradient of
+    y = gamma x_hat + beta (before the ReLU, whose mask turns dy into m) is
 
-        dx = r gamma dy - r mean_g(gamma dy) - r x_hat mean_g(gamma dy x_hat),
+        dx = r gamma m - r mean_g(gamma m) - r x_hat mean_g(gamma m x_hat),
 
-    which needs only the per-channel sums S1 = sum_HW dy and S2 = sum_HW dy x:
-    dx = scale dy + a x + b with per-(example, channel) a and b.
+    which needs only the per-channel sums S1 = sum_HW m and S2 = sum_HW m x:
+    dx = scale m + a x + b with per-(example, channel) a and b. The passes
+    over the big tensors are `group_norm_ops`' one-pass primitives.
     """
     channels = x.shape[-1]
     grouped = [-1, groups, channels // groups]
@@ -67,40 +77,38 @@ def _group_norm(x, gamma, beta, groups, epsilon):
     def per_group(sums_c):  # (batch, C) -> (batch, groups, 1)
         return tf.reduce_sum(tf.reshape(sums_c, grouped), axis=-1, keepdims=True)
 
-    def per_channel(values):  # (batch, groups, C / groups) -> (batch, 1, 1, C)
-        return tf.reshape(values, [-1, 1, 1, channels])
+    def per_channel(values):  # (batch, groups, C / groups) -> (batch, C)
+        return tf.reshape(values, [-1, channels])
 
-    stats_x = tf.cast(x, stats_dtype)
-    mean = per_group(tf.reduce_sum(stats_x, axis=[1, 2])) / size
-    mean_square = per_group(tf.reduce_sum(tf.square(stats_x), axis=[1, 2])) / size
-    inverse_std = tf.math.rsqrt(tf.maximum(mean_square - tf.square(mean), 0.0) + epsilon)
+    fused = group_norm_ops.can_fuse(x)
+    sum_x, sum_square = group_norm_ops.channel_moments(x, fused)
+    mean = per_group(sum_x) / size
+    inverse_std = tf.math.rsqrt(tf.maximum(per_group(sum_square) / size - tf.square(mean), 0.0) + epsilon)
 
     # The statistics are inputs, computed above, so that the gradient function
     # below is itself differentiable in x (second derivatives are exact); its
     # dx is the total derivative, so they get no gradient of their own.
+    @tf.autograph.experimental.do_not_convert
     @tf.custom_gradient
     def normalize(x, gamma, beta, mean, inverse_std):
         gamma_g, beta_g = tf.reshape(gamma, grouped[1:]), tf.reshape(beta, grouped[1:])
-        scale = gamma_g * inverse_std
-        shift = beta_g - mean * scale
-        y = x * tf.cast(per_channel(scale), x.dtype) + tf.cast(per_channel(shift), x.dtype)
+        scale = per_channel(gamma_g * inverse_std)
+        shift = per_channel(beta_g - mean * gamma_g * inverse_std)
+        y = group_norm_ops.affine(x, scale, shift, relu, fused)
 
         def gradient(dy):
-            stats_dy = tf.cast(dy, stats_dtype)
-            sum_dy = tf.reshape(tf.reduce_sum(stats_dy, axis=[1, 2]), grouped)
-            sum_dy_x = tf.reshape(tf.reduce_sum(stats_dy * tf.cast(x, stats_dtype), axis=[1, 2]), grouped)
-            sum_dy_centred_x = sum_dy_x - mean * sum_dy
-            dgamma = tf.reshape(tf.reduce_sum(inverse_std * sum_dy_centred_x, axis=0), [channels])
-            dbeta = tf.reshape(tf.reduce_sum(sum_dy, axis=0), [channels])
-            mean_gamma_dy = tf.reduce_sum(gamma_g * sum_dy, axis=-1, keepdims=True) / size
-            mean_gamma_dy_x_hat = tf.reduce_sum(gamma_g * sum_dy_centred_x, axis=-1, keepdims=True) * inverse_std / size
-            x_coefficient = -tf.square(inverse_std) * mean_gamma_dy_x_hat
-            offset = -mean * x_coefficient - inverse_std * mean_gamma_dy
+            sum_m, sum_m_x = group_norm_ops.masked_channel_sums(dy, x, scale, shift, relu, fused, y)
+            sum_m, sum_m_x = tf.reshape(sum_m, grouped), tf.reshape(sum_m_x, grouped)
+            sum_m_centred_x = sum_m_x - mean * sum_m
+            dgamma = tf.reshape(tf.reduce_sum(inverse_std * sum_m_centred_x, axis=0), [channels])
+            dbeta = tf.reshape(tf.reduce_sum(sum_m, axis=0), [channels])
+            mean_gamma_m = tf.reduce_sum(gamma_g * sum_m, axis=-1, keepdims=True) / size
+            mean_gamma_m_x_hat = tf.reduce_sum(gamma_g * sum_m_centred_x, axis=-1, keepdims=True) * inverse_std / size
+            x_coefficient = -tf.square(inverse_std) * mean_gamma_m_x_hat
+            offset = -mean * x_coefficient - inverse_std * mean_gamma_m
             ones = tf.ones_like(gamma_g)
-            dx = (
-                dy * tf.cast(per_channel(gamma_g * inverse_std), dy.dtype)
-                + x * tf.cast(per_channel(x_coefficient * ones), x.dtype)
-                + tf.cast(per_channel(offset * ones), x.dtype)
+            dx = group_norm_ops.affine_combine(
+                dy, x, scale, shift, scale, per_channel(x_coefficient * ones), per_channel(offset * ones), relu, fused, y
             )
             return dx, dgamma, dbeta, None, None
 
