@@ -5,8 +5,10 @@
 Times (fastest of --repeats, in ms) on one state of the paper's SDE block:
 the 3x3 convolution's three TF kernels (forward, Conv2DBackpropInput,
 Conv2DBackpropFilter), forward+backward with TF's gradient and with
-`same_conv2d`'s forward-convolution gradient, GroupNorm forward+backward
-(keras_nsde, Keras, PyTorch), and PyTorch's convolution.
+`same_conv2d`'s forward-convolution gradient, GroupNorm(+ReLU) forward+backward
+(keras_nsde's fused kernels and their TF-op twins, Keras, PyTorch), one
+step's Gaussian increments (keras_nsde's Box-Muller vs
+`tf.random.stateless_normal` vs `torch.randn`), and PyTorch's convolution.
 """
 
 import argparse
@@ -19,6 +21,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_nsde import GroupNorm  # noqa: E402
+from keras_nsde.brownian import SeededGaussianIncrements  # noqa: E402
+from keras_nsde.kernels import group_norm_ops  # noqa: E402
 from keras_nsde.layers.same_conv import _conv_with_forward_gradients  # noqa: E402
 
 
@@ -59,18 +63,47 @@ def tf_rows(batch, size, channels, repeats):
             input=x, filter_sizes=[3, 3, channels, channels], out_backprop=weights, strides=strides, padding="SAME")),
     }
     rows = {name: fastest_ms(lambda f=f: f().numpy(), repeats) for name, f in kernels.items()}
-    ours, reference = GroupNorm(32), keras.layers.GroupNormalization(32, epsilon=1e-5)
-    for layer in (ours, reference):
+    ours, ours_relu = GroupNorm(32), GroupNorm(32, relu=True)
+    reference = keras.layers.GroupNormalization(32, epsilon=1e-5)
+    for layer in (ours, ours_relu, reference):
         layer.build(x.shape)
     steps = {
         "conv fwd+bwd, TF gradient": forward_backward(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"), [kernel]),
         "conv fwd+bwd, keras_nsde same_conv2d": forward_backward(lambda x: _conv_with_forward_gradients(x, kernel), [kernel]),
         "GroupNorm fwd+bwd, keras_nsde": forward_backward(ours, ours.trainable_variables),
+        "GroupNorm+ReLU fwd+bwd, keras_nsde": forward_backward(ours_relu, ours_relu.trainable_variables),
         "GroupNorm fwd+bwd, keras.layers.GroupNormalization": forward_backward(reference, reference.trainable_variables),
+        "GroupNorm+ReLU fwd+bwd, keras.layers.GroupNormalization": forward_backward(
+            lambda x: tf.nn.relu(reference(x)), reference.trainable_variables),
     }
     for name, step in steps.items():
         rows[name] = fastest_ms(lambda s=step: [g.numpy() for g in s(x, weights)], repeats)
+    if group_norm_ops.can_fuse(x):
+        rows.update(twin_rows(ours, ours_relu, x, weights, repeats))
+    seed = tf.Variable([1, 2])  # a variable: a constant seed would be constant-folded away
+    noise = {
+        "Gaussian increments, keras_nsde (Box-Muller)": tf.function(
+            lambda: SeededGaussianIncrements(seed.read_value(), shape, tf.float32, 11, 1 / 11).increment(3)),
+        "Gaussian increments, tf.random.stateless_normal": tf.function(
+            lambda: tf.random.stateless_normal(shape, seed=seed.read_value(), alg="philox")),
+    }
+    for name, sample in noise.items():
+        rows[name] = fastest_ms(lambda f=sample: f().numpy(), repeats)
     return rows
+
+
+def twin_rows(norm, norm_relu, x, weights, repeats):
+    """The same GroupNorm layers traced on the fused kernels' TF-op twins."""
+    can_fuse = group_norm_ops.can_fuse
+    group_norm_ops.can_fuse = lambda x: False
+    try:
+        return {
+            f"{name} fwd+bwd, keras_nsde on TF ops": fastest_ms(
+                lambda s=forward_backward(layer, layer.trainable_variables): [g.numpy() for g in s(x, weights)], repeats)
+            for name, layer in (("GroupNorm", norm), ("GroupNorm+ReLU", norm_relu))
+        }
+    finally:
+        group_norm_ops.can_fuse = can_fuse
 
 
 def torch_rows(batch, size, channels, repeats):
@@ -86,6 +119,9 @@ def torch_rows(batch, size, channels, repeats):
     return {
         "conv fwd+bwd, PyTorch": fastest_ms(lambda: forward_backward(conv), repeats),
         "GroupNorm fwd+bwd, PyTorch": fastest_ms(lambda: forward_backward(norm), repeats),
+        "GroupNorm+ReLU fwd+bwd, PyTorch": fastest_ms(
+            lambda: forward_backward(lambda x: torch.nn.functional.relu(norm(x))), repeats),
+        "Gaussian increments, torch.randn": fastest_ms(lambda: torch.randn(batch, channels, size, size), repeats),
     }
 
 

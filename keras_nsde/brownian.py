@@ -90,7 +90,7 @@ class SeededGaussianIncrements(SeededIncrements):
     pairs as elements): with r = sqrt(-2 log(1 - u)) and a = 2 pi v,
     r cos(a) and r sin(a) are two independent standard normals. The scale
     sqrt(dt) is folded into r. On CPU this takes half the time of
-    `tf.random.stateless_normal` (7 vs 14 ms for the paper's CIFAR-10 state,
+    `tf.random.stateless_normal` (8.4 vs 14.4 ms for the paper's CIFAR-10 state,
     benchmarks/op_time.py), which draws from the same uniforms per pair but
     through a slower kernel; the two give different numbers for one seed.
     """
