@@ -233,79 +233,90 @@ class AffineReluOp : public OpKernel {
   bool relu_;
 };
 
-class MaskedChannelSumsOp : public OpKernel {
+// m = dy where the forward ReLU passed x * s + t (everywhere without ReLU), else 0.
+inline float Masked(bool relu, float dy, float x, float s, float t) {
+  return (!relu || x * s + t > 0.0f) ? dy : 0.0f;
+}
+
+// The backward kernels' inputs: dy and x of one shape, then `count` (B, C)
+// coefficients, the first two being the forward's scale and shift.
+class BackwardKernel : public OpKernel {
  public:
-  explicit MaskedChannelSumsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit BackwardKernel(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("relu", &relu_));
   }
 
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& dy_tensor = ctx->input(0);
-    const Tensor& x_tensor = ctx->input(1);
+ protected:
+  struct Inputs {
     Layout layout;
-    OP_REQUIRES_OK(ctx, CheckImage(x_tensor, "x", &layout));
-    OP_REQUIRES_OK(ctx, CheckSame(dy_tensor, x_tensor, "dy"));
-    OP_REQUIRES_OK(ctx, CheckCoefficient(ctx->input(2), layout, "scale"));
-    OP_REQUIRES_OK(ctx, CheckCoefficient(ctx->input(3), layout, "shift"));
+    const float *dy, *x;
+    std::vector<const float*> coefficients;
+  };
+
+  Status Read(OpKernelContext* ctx, const std::vector<const char*>& names, Inputs* in) {
+    const Tensor& dy = ctx->input(0);
+    const Tensor& x = ctx->input(1);
+    TF_RETURN_IF_ERROR(CheckImage(x, "x", &in->layout));
+    TF_RETURN_IF_ERROR(CheckSame(dy, x, "dy"));
+    for (size_t i = 0; i < names.size(); ++i) {
+      TF_RETURN_IF_ERROR(CheckCoefficient(ctx->input(2 + i), in->layout, names[i]));
+      in->coefficients.push_back(ctx->input(2 + i).flat<float>().data());
+    }
+    in->dy = dy.flat<float>().data();
+    in->x = x.flat<float>().data();
+    return Status();
+  }
+
+  bool relu_;
+};
+
+class MaskedChannelSumsOp : public BackwardKernel {
+ public:
+  using BackwardKernel::BackwardKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    Inputs in;
+    OP_REQUIRES_OK(ctx, Read(ctx, {"scale", "shift"}, &in));
     Tensor *sum_m, *sum_m_x;
-    const TensorShape stats({layout.batch, layout.channels});
+    const TensorShape stats({in.layout.batch, in.layout.channels});
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, stats, &sum_m));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, stats, &sum_m_x));
-    const float* dy = dy_tensor.flat<float>().data();
-    const float* x = x_tensor.flat<float>().data();
-    const float* scale = ctx->input(2).flat<float>().data();
-    const float* shift = ctx->input(3).flat<float>().data();
-    const int64_t C = layout.channels, rows = layout.rows;
+    const float *dy = in.dy, *x = in.x, *scale = in.coefficients[0], *shift = in.coefficients[1];
+    const int64_t C = in.layout.channels, rows = in.layout.rows;
     const bool relu = relu_;
     ChannelSums(
-        ctx, layout,
+        ctx, in.layout,
         [=](int64_t pixel, float* first, float* second) {
-          const float* s = scale + (pixel / rows) * C;
-          const float* t = shift + (pixel / rows) * C;
+          const int64_t offset = (pixel / rows) * C;
+          const float *s = scale + offset, *t = shift + offset;
           const float* xp = x + pixel * C;
           const float* dyp = dy + pixel * C;
           for (int64_t c = 0; c < C; ++c) {
-            const float m = (!relu || xp[c] * s[c] + t[c] > 0.0f) ? dyp[c] : 0.0f;
+            const float m = Masked(relu, dyp[c], xp[c], s[c], t[c]);
             first[c] += m;
             second[c] += m * xp[c];
           }
         },
         sum_m->flat<float>().data(), sum_m_x->flat<float>().data());
   }
-
- private:
-  bool relu_;
 };
 
-class AffineCombineOp : public OpKernel {
+class AffineCombineOp : public BackwardKernel {
  public:
-  explicit AffineCombineOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("relu", &relu_));
-  }
+  using BackwardKernel::BackwardKernel;
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& dy_tensor = ctx->input(0);
-    const Tensor& x_tensor = ctx->input(1);
-    Layout layout;
-    OP_REQUIRES_OK(ctx, CheckImage(x_tensor, "x", &layout));
-    OP_REQUIRES_OK(ctx, CheckSame(dy_tensor, x_tensor, "dy"));
-    const char* names[] = {"scale", "shift", "a", "b", "c"};
-    for (int i = 0; i < 5; ++i) {
-      OP_REQUIRES_OK(ctx, CheckCoefficient(ctx->input(2 + i), layout, names[i]));
-    }
+    Inputs in;
+    OP_REQUIRES_OK(ctx, Read(ctx, {"scale", "shift", "a", "b", "c"}, &in));
     Tensor* dx_tensor;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_tensor.shape(), &dx_tensor));
-    const float* dy = dy_tensor.flat<float>().data();
-    const float* x = x_tensor.flat<float>().data();
-    const float* scale = ctx->input(2).flat<float>().data();
-    const float* shift = ctx->input(3).flat<float>().data();
-    const float* a = ctx->input(4).flat<float>().data();
-    const float* b = ctx->input(5).flat<float>().data();
-    const float* c_in = ctx->input(6).flat<float>().data();
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(1).shape(), &dx_tensor));
+    const float *dy = in.dy, *x = in.x;
+    const float *scale = in.coefficients[0], *shift = in.coefficients[1];
+    const float *a = in.coefficients[2], *b = in.coefficients[3], *c_in = in.coefficients[4];
     float* dx = dx_tensor->flat<float>().data();
-    const int64_t C = layout.channels, rows = layout.rows;
+    const int64_t C = in.layout.channels, rows = in.layout.rows;
     const bool relu = relu_;
-    ParallelRows(ctx, layout, C * 6, [=](int64_t begin, int64_t end) {
+    ParallelRows(ctx, in.layout, C * 6, [=](int64_t begin, int64_t end) {
       for (int64_t pixel = begin; pixel < end; ++pixel) {
         const int64_t offset = (pixel / rows) * C;
         const float *s = scale + offset, *t = shift + offset;
@@ -314,15 +325,11 @@ class AffineCombineOp : public OpKernel {
         const float* dyp = dy + pixel * C;
         float* dxp = dx + pixel * C;
         for (int64_t c = 0; c < C; ++c) {
-          const float m = (!relu || xp[c] * s[c] + t[c] > 0.0f) ? dyp[c] : 0.0f;
-          dxp[c] = m * ap[c] + xp[c] * bp[c] + cp[c];
+          dxp[c] = Masked(relu, dyp[c], xp[c], s[c], t[c]) * ap[c] + xp[c] * bp[c] + cp[c];
         }
       }
     });
   }
-
- private:
-  bool relu_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("KnsdeChannelMoments").Device(DEVICE_CPU), ChannelMomentsOp);
