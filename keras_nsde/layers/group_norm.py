@@ -45,7 +45,7 @@ class GroupNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, x):
-        stats_dtype = "float64" if x.dtype == tf.float64 else "float32"  # float32 statistics for float16 x
+        stats_dtype = group_norm_ops.stats_dtype(x.dtype)  # float32 statistics for float16 x
         gamma, beta = tf.cast(self.gamma, stats_dtype), tf.cast(self.beta, stats_dtype)
         return _group_norm(x, gamma, beta, self.groups, self.epsilon, self.relu)
 
