@@ -14,8 +14,8 @@ import os
 # any tensor exists; set TF_CPU_ALLOCATOR_USE_BFC=false to keep malloc.
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
-from keras_nsde import analysis  # noqa: E402, brownian, diffusions, evaluation, gradients, layers, models, solvers
-from keras_nsde.layers import ConvDrift  # noqa: E402, GroupNorm, MLPDrift, SDEBlock, TimeConv2D
+from keras_nsde import analysis, brownian, diffusions, evaluation, gradients, layers, models, solvers  # noqa: E402
+from keras_nsde.layers import ConvDrift, GroupNorm, MLPDrift, SDEBlock, TimeConv2D  # noqa: E402
 
 __all__ = [
     "ConvDrift",

@@ -1,19 +1,26 @@
-"""Fused CPU kernels, compiled on first use with the system C++ compiler.
+"""CPU kernels, compiled on first use with the system C++ compiler.
 
-`group_norm_kernels.cc` holds one-pass kernels for GroupNorm(+ReLU) on
-float32 images (see `group_norm_ops` for what each computes). TensorFlow
-runs GroupNorm as a chain of elementwise kernels, each reading and writing
-the whole state; these do the same work in one pass over it.
+- `group_norm_kernels.cc`: one-pass kernels for GroupNorm(+ReLU) on float32
+  images (`group_norm_ops`). TensorFlow runs GroupNorm as a chain of
+  elementwise kernels, each reading and writing the whole state; these do
+  the same work in one pass over it.
+- `winograd_conv_kernels.cc`: 3x3 'same' convolutions and their kernel
+  gradient by Winograd's F(2x2, 3x3) algorithm (`conv_ops`), 2.25x fewer
+  multiplications than the direct convolution oneDNN runs.
 
 The library is built against the installed TensorFlow (its headers and
 `tf.sysconfig` flags) into a cache folder, once per source, TensorFlow
 version and compiler flags:
 
-    $KERAS_NSDE_CACHE (default ~/.cache/keras_nsde)/group_norm_kernels-<hash>.so
+    $KERAS_NSDE_CACHE (default ~/.cache/keras_nsde)/keras_nsde_kernels-<hash>.so
 
 Where it cannot be built (no C++ compiler, no TensorFlow headers) keras_nsde
-warns once and runs the same computation as TensorFlow ops: same numbers up
+warns once and runs the same computations as TensorFlow ops: same numbers up
 to float rounding, slower. `KERAS_NSDE_KERNELS=0` turns the kernels off.
+
+Every kernel has a TensorFlow-op twin that defines what it computes; the
+kernel's registered gradient is its twin's, so everything built on them
+differentiates to any order.
 """
 
 import functools
@@ -26,8 +33,9 @@ import tempfile
 import warnings
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util  # XLA-context check, as Keras 2 did
 
-SOURCE = pathlib.Path(__file__).with_name("group_norm_kernels.cc")
+SOURCES = sorted(pathlib.Path(__file__).parent.glob("*.cc"))
 
 
 def kernels_enabled():
@@ -43,15 +51,47 @@ def load_kernels():
         return tf.load_op_library(str(_build()))
     except (OSError, subprocess.SubprocessError, tf.errors.OpError) as error:
         warnings.warn(
-            f"keras_nsde: could not build its fused CPU kernels ({error}); GroupNorm runs as "
-            "TensorFlow ops instead (same results, slower). Set KERAS_NSDE_KERNELS=0 to silence this.",
+            f"keras_nsde: could not build its fused CPU kernels ({error}); GroupNorm and convolutions "
+            "run as TensorFlow ops instead (same results, slower). Set KERAS_NSDE_KERNELS=0 to silence this.",
             stacklevel=2,
         )
         return None
 
 
+def can_fuse(x):
+    """Whether the compiled kernels can run on x here: float32, no GPU, not inside XLA."""
+    return (
+        x.dtype == tf.float32
+        and not _in_xla_function()
+        and not tf.config.list_physical_devices("GPU")
+        and load_kernels() is not None
+    )
+
+
+def _in_xla_function():
+    """True while tracing inside `tf.function(jit_compile=True)` (XLA has no custom kernels)."""
+    if tf.executing_eagerly():
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def register_twin_gradient(op_type, twin, attr_names=()):
+    """Registers d(op_type) as the gradient of `twin(*inputs, **attrs)`, its TF-op definition."""
+
+    @tf.RegisterGradient(op_type)
+    def _gradient(op, *output_gradients):
+        inputs = [tf.identity(t) for t in op.inputs]  # distinct tensors: one input may be passed twice
+        attrs = {name: op.get_attr(name) for name in attr_names}
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = twin(*inputs, **attrs)
+        outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
+        output_gradients = [tf.zeros_like(o) if g is None else g for o, g in zip(outputs, output_gradients)]
+        return tape.gradient(outputs, inputs, output_gradients=output_gradients)
+
+
 def _compiler_flags():
-    flags = ["-shared", "-fPIC", "-O3", "-w"]
+    flags = ["-shared", "-fPIC", "-O3", "-w", "-ffp-contract=fast"]
     if _cpu_has("avx2", "fma"):
         flags += ["-mavx2", "-mfma"]
     return flags + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags()
@@ -67,9 +107,10 @@ def _cpu_has(*features):
 
 def _build():
     flags = _compiler_flags()
-    key = hashlib.sha256(SOURCE.read_bytes() + tf.__version__.encode() + " ".join(flags).encode()).hexdigest()
+    sources = b"".join(source.read_bytes() for source in SOURCES)
+    key = hashlib.sha256(sources + tf.__version__.encode() + " ".join(flags).encode()).hexdigest()
     cache = pathlib.Path(os.environ.get("KERAS_NSDE_CACHE", pathlib.Path.home() / ".cache" / "keras_nsde"))
-    library = cache / f"group_norm_kernels-{key[:16]}.so"
+    library = cache / f"keras_nsde_kernels-{key[:16]}.so"
     if library.exists():
         return library
     cache.mkdir(parents=True, exist_ok=True)
@@ -79,7 +120,7 @@ def _build():
     try:
         compiler = os.environ.get("CXX", "g++")
         result = subprocess.run(
-            [compiler, str(SOURCE), "-o", str(partial_path), *flags], capture_output=True, text=True, timeout=600
+            [compiler, *map(str, SOURCES), "-o", str(partial_path), *flags], capture_output=True, text=True, timeout=600
         )
         if result.returncode != 0:
             raise OSError(f"{compiler} failed: {result.stderr.strip()[-2000:]}")

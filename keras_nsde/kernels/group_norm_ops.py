@@ -21,31 +21,15 @@ them differentiates to any order.
 """
 
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util  # XLA-context check, as Keras 2 did
 
-from keras_nsde.kernels import load_kernels
+from keras_nsde.kernels import can_fuse, load_kernels, register_twin_gradient
+
+__all__ = ["affine", "affine_combine", "can_fuse", "channel_moments", "masked_channel_sums", "stats_dtype"]
 
 
 def stats_dtype(dtype):
     """float32 sums for float16/bfloat16 inputs, the input's dtype otherwise."""
     return tf.float32 if tf.as_dtype(dtype).size < 4 else tf.as_dtype(dtype)
-
-
-def can_fuse(x):
-    """Whether the compiled kernels can run on x here."""
-    return (
-        x.dtype == tf.float32
-        and not _in_xla_function()
-        and not tf.config.list_physical_devices("GPU")
-        and load_kernels() is not None
-    )
-
-
-def _in_xla_function():
-    """True while tracing inside `tf.function(jit_compile=True)` (XLA has no custom kernels)."""
-    if tf.executing_eagerly():
-        return False
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def channel_moments(x, fused):
@@ -109,20 +93,7 @@ def _affine_combine(dy, x, scale, shift, a, b, c, relu, y=None):
     return masked * _broadcast(a, dy) + x * _broadcast(b, x) + _broadcast(c, x)
 
 
-def _register_twin_gradient(op_type, twin, has_relu):
-    @tf.RegisterGradient(op_type)
-    def _gradient(op, *output_gradients):
-        inputs = [tf.identity(t) for t in op.inputs]  # distinct tensors: one input may be passed twice
-        attrs = {"relu": op.get_attr("relu")} if has_relu else {}
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            outputs = twin(*inputs, **attrs)
-        outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
-        output_gradients = [tf.zeros_like(o) if g is None else g for o, g in zip(outputs, output_gradients)]
-        return tape.gradient(outputs, inputs, output_gradients=output_gradients)
-
-
-_register_twin_gradient("KnsdeChannelMoments", _channel_moments, has_relu=False)
-_register_twin_gradient("KnsdeAffineRelu", _affine, has_relu=True)
-_register_twin_gradient("KnsdeMaskedChannelSums", _masked_channel_sums, has_relu=True)
-_register_twin_gradient("KnsdeAffineCombine", _affine_combine, has_relu=True)
+register_twin_gradient("KnsdeChannelMoments", _channel_moments)
+register_twin_gradient("KnsdeAffineRelu", _affine, ["relu"])
+register_twin_gradient("KnsdeMaskedChannelSums", _masked_channel_sums, ["relu"])
+register_twin_gradient("KnsdeAffineCombine", _affine_combine, ["relu"])

@@ -1,0 +1,56 @@
+"""3x3 stride-1 'same' convolutions by Winograd's F(2x2, 3x3) algorithm on CPU.
+
+    winograd_conv2d(x, kernel) = tf.nn.conv2d(x, kernel, 1, "SAME")     x: (B, H, W, C_in), kernel: (3, 3, C_in, C_out)
+
+up to float rounding. Each 2x2 output tile is A^T [(G g G^T) (.) (B^T d B)] A
+for its 4x4 input patch d: 16 multiplications per pair of channels where the
+direct convolution needs 36. Its gradients are Winograd convolutions too:
+
+    dx = winograd_conv2d(dy, K'),  K'[a, b, o, i] = K[2-a, 2-b, i, o]
+    dK = filter_gradient(x, dy)    (Conv2DBackpropFilter; kernel in
+                                    `winograd_conv_kernels.cc`, the adjoint
+                                    of the forward transforms)
+
+`can_winograd(x, kernel)` says where the kernels run: float32 on a machine
+without a GPU, outside XLA, 3x3 kernels, channel counts multiples of 8.
+"""
+
+import tensorflow as tf
+
+from keras_nsde.kernels import can_fuse, load_kernels, register_twin_gradient
+
+
+def can_winograd(x, kernel):
+    shape = kernel.shape
+    return (
+        shape.rank == 4
+        and tuple(shape[:2]) == (3, 3)
+        and shape[2] is not None
+        and shape[3] is not None
+        and shape[2] % 8 == 0
+        and shape[3] % 8 == 0
+        and kernel.dtype == tf.float32
+        and can_fuse(x)
+    )
+
+
+def winograd_conv2d(x, kernel):
+    return load_kernels().knsde_winograd_conv(x, kernel)
+
+
+def _filter_gradient_twin(x, dy):
+    kernel_shape = tf.stack([3, 3, tf.shape(x)[3], tf.shape(dy)[3]])
+    return tf.raw_ops.Conv2DBackpropFilter(
+        input=x, filter_sizes=kernel_shape, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"
+    )
+
+
+@tf.RegisterGradient("KnsdeWinogradConv")
+def _winograd_conv_gradient(op, dy):
+    x, kernel = op.inputs
+    flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+    kernels = load_kernels()
+    return kernels.knsde_winograd_conv(dy, flipped), kernels.knsde_winograd_filter_grad(x, dy)
+
+
+register_twin_gradient("KnsdeWinogradFilterGrad", _filter_gradient_twin)

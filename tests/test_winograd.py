@@ -1,0 +1,96 @@
+"""The Winograd F(2x2, 3x3) kernels against TensorFlow's convolutions."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nsde.kernels import conv_ops, load_kernels
+from keras_nsde.layers.same_conv import same_conv2d
+
+pytestmark = pytest.mark.skipif(load_kernels() is None, reason="compiled kernels not built here")
+
+
+def conv2d(x, kernel):
+    return tf.nn.conv2d(x, kernel, 1, "SAME")
+
+
+def _inputs(shape, c_out, seed=0):
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.normal(size=shape).astype("float32"))
+    kernel = tf.constant(rng.normal(size=(3, 3, shape[-1], c_out)).astype("float32"))
+    dy = tf.constant(rng.normal(size=shape[:-1] + (c_out,)).astype("float32"))
+    return x, kernel, dy
+
+
+# Odd sizes (partial tiles), one pixel, and more tiles than one 18-tile chunk.
+@pytest.mark.parametrize("shape, c_out", [((2, 7, 5, 8), 16), ((1, 1, 1, 16), 8), ((3, 10, 12, 24), 40)])
+def test_convolution_and_filter_gradient_equal_tensorflows(shape, c_out):
+    x, kernel, dy = _inputs(shape, c_out)
+    np.testing.assert_allclose(conv_ops.winograd_conv2d(x, kernel), conv2d(x, kernel), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        load_kernels().knsde_winograd_filter_grad(x, dy), conv_ops._filter_gradient_twin(x, dy), rtol=1e-5, atol=1e-3
+    )
+
+
+def _value_and_gradients(conv, x, kernel, weights):
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        loss = tf.reduce_sum(tf.sin(conv(x, kernel)) * weights)
+    return [loss, *tape.gradient(loss, [x, kernel])]
+
+
+def test_gradients_equal_conv2d_gradients():
+    x, kernel, weights = _inputs((2, 9, 6, 8), 16, seed=1)
+    ours = tf.function(_value_and_gradients)(conv_ops.winograd_conv2d, x, kernel, weights)
+    for got, want in zip(ours, _value_and_gradients(conv2d, x, kernel, weights)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_second_derivative_equals_float64_conv2d():
+    x, kernel, _ = _inputs((2, 5, 6, 8), 8, seed=2)
+
+    def hessian_vector(conv, x, kernel):
+        with tf.GradientTape() as outer:
+            outer.watch(kernel)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                loss = tf.reduce_sum(tf.sin(conv(x, kernel)))
+            projected = tf.reduce_sum(inner.gradient(loss, x) * x)
+        return outer.gradient(projected, kernel)
+
+    want = hessian_vector(conv2d, tf.cast(x, tf.float64), tf.cast(kernel, tf.float64))
+    np.testing.assert_allclose(hessian_vector(conv_ops.winograd_conv2d, x, kernel), want, rtol=1e-3, atol=1e-2)
+
+
+def test_filter_gradient_is_deterministic():
+    x, _, dy = _inputs((4, 16, 16, 8), 8, seed=3)  # 256 tiles: several chunks summed in parallel
+    first = load_kernels().knsde_winograd_filter_grad(x, dy).numpy()
+    for _ in range(3):
+        np.testing.assert_array_equal(load_kernels().knsde_winograd_filter_grad(x, dy).numpy(), first)
+
+
+def test_channels_not_multiple_of_8_are_refused_by_name():
+    x, kernel, _ = _inputs((1, 4, 4, 8), 8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="output channels must be a positive multiple of 8, got 6"):
+        conv_ops.winograd_conv2d(x, kernel[..., :6])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="kernel must be \\(3, 3, C_in, C_out\\)"):
+        conv_ops.winograd_conv2d(x, kernel[:2])
+
+
+@pytest.mark.parametrize(
+    "kernel_shape, dtype, expected",
+    [((3, 3, 8, 16), tf.float32, True), ((3, 3, 4, 16), tf.float32, False), ((5, 5, 8, 8), tf.float32, False),
+     ((3, 3, 8, 8), tf.float64, False)],
+)
+def test_same_conv2d_takes_winograd_where_it_applies(kernel_shape, dtype, expected):
+    x = tf.zeros((1, 4, 4, kernel_shape[2]), dtype)
+    kernel = tf.zeros(kernel_shape, dtype)
+    graph = tf.function(same_conv2d).get_concrete_function(x, kernel).graph
+    used = any(op.type == "KnsdeWinogradConv" for op in graph.get_operations())
+    assert used == expected
+
+
+def test_same_conv2d_under_xla_falls_back_to_tensorflow():
+    x, kernel, _ = _inputs((1, 6, 6, 8), 8, seed=4)
+    compiled = tf.function(same_conv2d, jit_compile=True)
+    np.testing.assert_allclose(compiled(x, kernel), conv2d(x, kernel), rtol=1e-5, atol=1e-4)
