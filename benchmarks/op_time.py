@@ -5,7 +5,8 @@
 Times (fastest of --repeats, in ms) on one state of the paper's SDE block:
 the 3x3 convolution's three TF kernels (forward, Conv2DBackpropInput,
 Conv2DBackpropFilter), forward+backward with TF's gradient and with
-`same_conv2d`'s forward-convolution gradient, GroupNorm(+ReLU) forward+backward
+`same_conv2d`'s forward-convolution gradient, keras_nsde's Winograd kernels
+(forward, filter gradient, forward+backward), GroupNorm(+ReLU) forward+backward
 (keras_nsde's fused kernels and their TF-op twins, Keras, PyTorch), one
 step's Gaussian increments (keras_nsde's Box-Muller vs
 `tf.random.stateless_normal` vs `torch.randn`), and PyTorch's convolution.
@@ -22,8 +23,8 @@ import tensorflow as tf  # noqa: E402
 
 from keras_nsde import GroupNorm  # noqa: E402
 from keras_nsde.brownian import SeededGaussianIncrements  # noqa: E402
-from keras_nsde.kernels import group_norm_ops  # noqa: E402
-from keras_nsde.layers.same_conv import _conv_with_forward_gradients  # noqa: E402
+from keras_nsde.kernels import conv_ops, group_norm_ops, load_kernels  # noqa: E402
+from keras_nsde.layers.same_conv import _conv_with_forward_gradients, same_conv2d  # noqa: E402
 
 
 def fastest_ms(fn, repeats):
@@ -62,6 +63,10 @@ def tf_rows(batch, size, channels, repeats):
         "conv Conv2DBackpropFilter": tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
             input=x, filter_sizes=[3, 3, channels, channels], out_backprop=weights, strides=strides, padding="SAME")),
     }
+    if conv_ops.can_winograd(x, kernel):
+        kernels["conv forward, keras_nsde Winograd"] = tf.function(lambda: conv_ops.winograd_conv2d(x, kernel))
+        kernels["conv filter gradient, keras_nsde Winograd"] = tf.function(
+            lambda: load_kernels().knsde_winograd_filter_grad(x, weights))
     rows = {name: fastest_ms(lambda f=f: f().numpy(), repeats) for name, f in kernels.items()}
     ours, ours_relu = GroupNorm(32), GroupNorm(32, relu=True)
     reference = keras.layers.GroupNormalization(32, epsilon=1e-5)
@@ -69,7 +74,9 @@ def tf_rows(batch, size, channels, repeats):
         layer.build(x.shape)
     steps = {
         "conv fwd+bwd, TF gradient": forward_backward(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"), [kernel]),
-        "conv fwd+bwd, keras_nsde same_conv2d": forward_backward(lambda x: _conv_with_forward_gradients(x, kernel), [kernel]),
+        "conv fwd+bwd, forward-convolution gradients": forward_backward(
+            lambda x: _conv_with_forward_gradients(x, kernel), [kernel]),
+        "conv fwd+bwd, keras_nsde same_conv2d": forward_backward(lambda x: same_conv2d(x, kernel), [kernel]),
         "GroupNorm fwd+bwd, keras_nsde": forward_backward(ours, ours.trainable_variables),
         "GroupNorm+ReLU fwd+bwd, keras_nsde": forward_backward(ours_relu, ours_relu.trainable_variables),
         "GroupNorm fwd+bwd, keras.layers.GroupNormalization": forward_backward(reference, reference.trainable_variables),
