@@ -167,7 +167,10 @@ def evaluate(model, args):
 
 
 def export_saved_model(model, path, ttn_samples):
-    """SavedModel with `serving_default` (logits, noise off) and `serving_ttn` (mean probabilities)."""
+    """SavedModel with `serving_default` (logits, noise off) and `serving_ttn` (mean probabilities).
+
+    Traced while saving, where keras_nsde uses TensorFlow's own ops: it loads without keras_nsde.
+    """
     spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="images")
     ensemble = evaluation.TestTimeEnsemble(model, samples=ttn_samples, noise=True)
     archive = keras.export.ExportArchive()

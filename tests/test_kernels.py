@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_nsde import GroupNorm
+from keras_nsde import kernels
 from keras_nsde.kernels import group_norm_ops, load_kernels
 
 needs_kernels = pytest.mark.skipif(load_kernels() is None, reason="fused kernels not built here")
@@ -118,3 +119,24 @@ def test_a_failed_build_warns_and_falls_back(monkeypatch, tmp_path):
     finally:
         monkeypatch.undo()
         load_kernels.cache_clear()
+
+
+@needs_kernels
+def test_portable_ops_and_saved_model_saving_trace_tensorflow_ops_only(tmp_path):
+    layer = GroupNorm(4, relu=True)
+    layer.build((None, 4, 4, 8))
+
+    def op_types(**trace_options):
+        graph = tf.function(layer).get_concrete_function(tf.TensorSpec((1, 4, 4, 8)), **trace_options).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "KnsdeAffineRelu" in op_types()
+    with kernels.portable_ops():
+        assert not any(op_type.startswith("Knsde") for op_type in op_types())
+    assert "KnsdeAffineRelu" in op_types()  # the block restores the default
+
+    module = tf.Module()
+    module.layer = layer  # tracks the weights
+    module.call = tf.function(lambda x: module.layer(x), input_signature=[tf.TensorSpec((None, 4, 4, 8))])
+    tf.saved_model.save(module, str(tmp_path / "saved"))
+    assert b"Knsde" not in (tmp_path / "saved" / "saved_model.pb").read_bytes()

@@ -48,6 +48,27 @@ def test_saved_model_and_keras_file_give_equal_deterministic_predictions(cli_run
     np.testing.assert_allclose(list(logits.values())[0].numpy(), from_keras, rtol=1e-5, atol=1e-6)
 
 
+SERVE_WITHOUT_KERAS_NSDE = """
+import sys
+import numpy as np
+import tensorflow as tf
+served = tf.saved_model.load(sys.argv[1])
+images = tf.constant(np.load(sys.argv[2]))
+np.save(sys.argv[3], list(served.signatures["serving_default"](images=images).values())[0].numpy())
+assert "keras_nsde" not in sys.modules
+"""
+
+
+def test_saved_model_serves_in_a_process_without_keras_nsde(cli_run, tmp_path):
+    images = data.digits_arrays("test")[0][:5]
+    np.save(tmp_path / "images.npy", images)
+    served = run_script("-c", SERVE_WITHOUT_KERAS_NSDE, str(cli_run / "saved_model"), str(tmp_path / "images.npy"),
+                        str(tmp_path / "logits.npy"))
+    assert served.returncode == 0, served.stderr[-3000:]
+    from_keras = keras.saving.load_model(cli_run / "model.keras")(images, training=False).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), from_keras, rtol=1e-5, atol=1e-5)
+
+
 def test_saved_model_serves_a_test_time_noise_signature(cli_run):
     images = tf.constant(data.digits_arrays("test")[0][:5])
     served = tf.saved_model.load(str(cli_run / "saved_model"))

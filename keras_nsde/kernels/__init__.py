@@ -18,11 +18,17 @@ Where it cannot be built (no C++ compiler, no TensorFlow headers) keras_nsde
 warns once and runs the same computations as TensorFlow ops: same numbers up
 to float rounding, slower. `KERAS_NSDE_KERNELS=0` turns the kernels off.
 
+SavedModels traced with the kernels need this library registered where they
+load; trace inside `with portable_ops():` (and `tf.saved_model.save` always
+does) to export graphs of TensorFlow's own ops, which TF Serving and a bare
+`tf.saved_model.load` run.
+
 Every kernel has a TensorFlow-op twin that defines what it computes; the
 kernel's registered gradient is its twin's, so everything built on them
 differentiates to any order.
 """
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -30,10 +36,12 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util  # XLA-context check, as Keras 2 did
+from tensorflow.python.saved_model import save_context
 
 SOURCES = sorted(pathlib.Path(__file__).parent.glob("*.cc"))
 
@@ -58,10 +66,30 @@ def load_kernels():
         return None
 
 
+_tracing = threading.local()
+
+
+@contextlib.contextmanager
+def portable_ops():
+    """Within this block, keras_nsde traces TensorFlow's own ops instead of its kernels.
+
+    For graphs that must run without keras_nsde: SavedModels for TF Serving
+    or for a process that loads them without importing keras_nsde.
+    """
+    previous = getattr(_tracing, "portable", False)
+    _tracing.portable = True
+    try:
+        yield
+    finally:
+        _tracing.portable = previous
+
+
 def can_fuse(x):
-    """Whether the compiled kernels can run on x here: float32, no GPU, not inside XLA."""
+    """Whether the compiled kernels can run on x here: float32, no GPU, not in XLA, not exporting."""
     return (
         x.dtype == tf.float32
+        and not getattr(_tracing, "portable", False)
+        and not save_context.in_save_context()
         and not _in_xla_function()
         and not tf.config.list_physical_devices("GPU")
         and load_kernels() is not None
