@@ -22,8 +22,13 @@ def _inputs(shape, c_out, seed=0):
     return x, kernel, dy
 
 
-# Odd sizes (partial tiles), one pixel, and more tiles than one 18-tile chunk.
-@pytest.mark.parametrize("shape, c_out", [((2, 7, 5, 8), 16), ((1, 1, 1, 16), 8), ((3, 10, 12, 24), 40)])
+# Odd sizes (partial tiles), one pixel, more tiles than one 18-tile chunk, and
+# chunks ending in 1..5 leftover rows of the 6-row block (23, 15, 4, 1, 2 tiles).
+@pytest.mark.parametrize(
+    "shape, c_out",
+    [((2, 7, 5, 8), 16), ((1, 1, 1, 16), 8), ((3, 10, 12, 24), 40), ((1, 2, 46, 8), 8), ((1, 6, 10, 40), 16),
+     ((1, 4, 4, 8), 24), ((1, 2, 3, 8), 8)],
+)
 def test_convolution_and_filter_gradient_equal_tensorflows(shape, c_out):
     x, kernel, dy = _inputs(shape, c_out)
     np.testing.assert_allclose(conv_ops.winograd_conv2d(x, kernel), conv2d(x, kernel), rtol=1e-5, atol=1e-4)
