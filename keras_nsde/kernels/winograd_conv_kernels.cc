@@ -87,6 +87,19 @@ struct Geometry {
         tiles(batch * tiles_y * tiles_x) {}
 
   int64_t chunks() const { return (tiles + kChunkTiles - 1) / kChunkTiles; }
+
+  // Image n and top-left output pixel (y0, x0) of tile number `tile`.
+  struct Tile {
+    int64_t n, y0, x0;
+  };
+  Tile TileAt(int64_t tile) const {
+    return {tile / (tiles_y * tiles_x), 2 * ((tile / tiles_x) % tiles_y), 2 * (tile % tiles_x)};
+  }
+
+  bool Inside(int64_t y, int64_t x) const { return y >= 0 && y < height && x >= 0 && x < width; }
+
+  // Index of pixel (n, y, x)'s first channel in a (B, H, W, channels) tensor.
+  int64_t Pixel(int64_t n, int64_t y, int64_t x, int64_t channels) const { return ((n * height + y) * width + x) * channels; }
 };
 
 Status CheckChannels(int64_t channels, const char* name) {
@@ -156,17 +169,13 @@ inline void InputTransform1D(const v8* d, int stride, v8* out, int out_stride) {
 void TransformInput(const Geometry& g, const float* x, int64_t t0, int64_t count, float* V) {
   const int64_t C = g.c_in;
   for (int64_t t = 0; t < count; ++t) {
-    const int64_t tile = t0 + t;
-    const int64_t n = tile / (g.tiles_y * g.tiles_x);
-    const int64_t ty = (tile / g.tiles_x) % g.tiles_y, tx = tile % g.tiles_x;
+    const Geometry::Tile tile = g.TileAt(t0 + t);
     for (int64_t c = 0; c < C; c += 8) {
       v8 d[16], rows[16], v[16];
       for (int i = 0; i < 4; ++i) {
-        const int64_t yy = 2 * ty - 1 + i;
         for (int j = 0; j < 4; ++j) {
-          const int64_t xx = 2 * tx - 1 + j;
-          const bool inside = yy >= 0 && yy < g.height && xx >= 0 && xx < g.width;
-          d[4 * i + j] = inside ? Load(x + ((n * g.height + yy) * g.width + xx) * C + c) : v8{};
+          const int64_t y = tile.y0 - 1 + i, xx = tile.x0 - 1 + j;  // the 4x4 patch around the 2x2 tile
+          d[4 * i + j] = g.Inside(y, xx) ? Load(x + g.Pixel(tile.n, y, xx, C) + c) : v8{};
         }
       }
       for (int j = 0; j < 4; ++j) InputTransform1D(d + j, 4, rows + j, 4);   // B^T d
@@ -180,9 +189,7 @@ void TransformInput(const Geometry& g, const float* x, int64_t t0, int64_t count
 void TransformOutput(const Geometry& g, const float* M, int64_t t0, int64_t count, float* y) {
   const int64_t C = g.c_out;
   for (int64_t t = 0; t < count; ++t) {
-    const int64_t tile = t0 + t;
-    const int64_t n = tile / (g.tiles_y * g.tiles_x);
-    const int64_t ty = (tile / g.tiles_x) % g.tiles_y, tx = tile % g.tiles_x;
+    const Geometry::Tile tile = g.TileAt(t0 + t);
     for (int64_t c = 0; c < C; c += 8) {
       v8 m[16], rows[8];
       for (int xi = 0; xi < kTile; ++xi) m[xi] = Load(M + (xi * count + t) * C + c);
@@ -191,13 +198,10 @@ void TransformOutput(const Geometry& g, const float* M, int64_t t0, int64_t coun
         rows[4 + j] = m[4 + j] - m[8 + j] - m[12 + j];
       }
       for (int a = 0; a < 2; ++a) {
-        const int64_t yy = 2 * ty + a;
-        if (yy >= g.height) continue;
         const v8* r = rows + 4 * a;
         const v8 out[2] = {r[0] + r[1] + r[2], r[1] - r[2] - r[3]};
         for (int b = 0; b < 2; ++b) {
-          const int64_t xx = 2 * tx + b;
-          if (xx < g.width) Store(y + ((n * g.height + yy) * g.width + xx) * C + c, out[b]);
+          if (g.Inside(tile.y0 + a, tile.x0 + b)) Store(y + g.Pixel(tile.n, tile.y0 + a, tile.x0 + b, C) + c, out[b]);
         }
       }
     }
@@ -208,15 +212,13 @@ void TransformOutput(const Geometry& g, const float* M, int64_t t0, int64_t coun
 void TransformOutputGradient(const Geometry& g, const float* dy, int64_t t0, int64_t count, float* dM) {
   const int64_t C = g.c_out;
   for (int64_t t = 0; t < count; ++t) {
-    const int64_t tile = t0 + t;
-    const int64_t n = tile / (g.tiles_y * g.tiles_x);
-    const int64_t ty = (tile / g.tiles_x) % g.tiles_y, tx = tile % g.tiles_x;
+    const Geometry::Tile tile = g.TileAt(t0 + t);
     for (int64_t c = 0; c < C; c += 8) {
       v8 d[4];
       for (int a = 0; a < 2; ++a) {
         for (int b = 0; b < 2; ++b) {
-          const int64_t yy = 2 * ty + a, xx = 2 * tx + b;
-          d[2 * a + b] = (yy < g.height && xx < g.width) ? Load(dy + ((n * g.height + yy) * g.width + xx) * C + c) : v8{};
+          const int64_t y = tile.y0 + a, x = tile.x0 + b;
+          d[2 * a + b] = g.Inside(y, x) ? Load(dy + g.Pixel(tile.n, y, x, C) + c) : v8{};
         }
       }
       // A = [[1, 0], [1, 1], [1, -1], [0, -1]] along each axis.
