@@ -44,11 +44,24 @@ def _value_and_gradients(conv, x, kernel, weights):
     return [loss, *tape.gradient(loss, [x, kernel])]
 
 
-def test_gradients_equal_conv2d_gradients():
+@pytest.mark.parametrize("graph", [False, True])
+def test_gradients_equal_conv2d_gradients(graph):
     x, kernel, weights = _inputs((2, 9, 6, 8), 16, seed=1)
-    ours = tf.function(_value_and_gradients)(conv_ops.winograd_conv2d, x, kernel, weights)
+    ours = (tf.function(_value_and_gradients) if graph else _value_and_gradients)(
+        conv_ops.winograd_conv2d, x, kernel, weights)
     for got, want in zip(ours, _value_and_gradients(conv2d, x, kernel, weights)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_eager_gradient_of_the_input_alone():
+    x, kernel, weights = _inputs((1, 4, 6, 8), 8, seed=6)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(conv_ops.winograd_conv2d(x, kernel) * weights)
+    with tf.GradientTape() as reference_tape:
+        reference_tape.watch(x)
+        reference = tf.reduce_sum(conv2d(x, kernel) * weights)
+    np.testing.assert_allclose(tape.gradient(loss, x), reference_tape.gradient(reference, x), rtol=1e-4, atol=1e-4)
 
 
 def test_second_derivative_equals_float64_conv2d():
@@ -65,6 +78,26 @@ def test_second_derivative_equals_float64_conv2d():
 
     want = hessian_vector(conv2d, tf.cast(x, tf.float64), tf.cast(kernel, tf.float64))
     np.testing.assert_allclose(hessian_vector(conv_ops.winograd_conv2d, x, kernel), want, rtol=1e-4, atol=1e-3)  # max |want| ~ 136
+
+
+def test_filter_gradient_differentiates_like_conv2d_backprop_filter():
+    x, _, dy = _inputs((2, 5, 4, 8), 16, seed=5)
+
+    def gradients(filter_gradient):
+        with tf.GradientTape() as tape:
+            tape.watch([x, dy])
+            loss = tf.reduce_sum(tf.sin(filter_gradient(x, dy)))
+        return tape.gradient(loss, [x, dy])
+
+    for got, want in zip(gradients(load_kernels().knsde_winograd_filter_grad), gradients(conv_ops._filter_gradient_twin)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 4, 8), (2, 0, 3, 8)])
+def test_empty_images_give_empty_outputs_and_zero_kernel_gradient(shape):
+    x, kernel, dy = _inputs(shape, 8)
+    assert conv_ops.winograd_conv2d(x, kernel).shape == shape[:-1] + (8,)
+    np.testing.assert_array_equal(load_kernels().knsde_winograd_filter_grad(x, dy), np.zeros((3, 3, 8, 8)))
 
 
 def test_filter_gradient_is_deterministic():
@@ -85,7 +118,7 @@ def test_channels_not_multiple_of_8_are_refused_by_name():
 @pytest.mark.parametrize(
     "kernel_shape, dtype, expected",
     [((3, 3, 8, 16), tf.float32, True), ((3, 3, 4, 16), tf.float32, False), ((5, 5, 8, 8), tf.float32, False),
-     ((3, 3, 8, 8), tf.float64, False)],
+     ((3, 3, 8, 8), tf.float64, False), ((3, 3, 8, 0), tf.float32, False)],
 )
 def test_same_conv2d_takes_winograd_where_it_applies(kernel_shape, dtype, expected):
     x = tf.zeros((1, 4, 4, kernel_shape[2]), dtype)

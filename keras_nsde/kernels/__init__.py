@@ -23,9 +23,10 @@ load; trace inside `with portable_ops():` (and `tf.saved_model.save` always
 does) to export graphs of TensorFlow's own ops, which TF Serving and a bare
 `tf.saved_model.load` run.
 
-Every kernel has a TensorFlow-op twin that defines what it computes; the
-kernel's registered gradient is its twin's, so everything built on them
-differentiates to any order.
+Every kernel has a TensorFlow-op twin that defines what it computes and is
+tested equal to it. Gradients are the twins' gradients, except the Winograd
+convolution's, which is written from the Winograd kernels themselves
+(`conv_ops`); everything built on them differentiates to any order.
 """
 
 import contextlib

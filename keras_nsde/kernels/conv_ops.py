@@ -11,8 +11,16 @@ direct convolution needs 36. Its gradients are Winograd convolutions too:
                                     `winograd_conv_kernels.cc`, the adjoint
                                     of the forward transforms)
 
-`can_winograd(x, kernel)` says where the kernels run: float32 on a machine
-without a GPU, outside XLA, 3x3 kernels, channel counts multiples of 8.
+`can_winograd(x, kernel)` says where the kernels run: float32 (B, H, W, C)
+inputs on a machine without a GPU, outside XLA and SavedModel tracing
+(`can_fuse`), 3x3 kernels, channel counts positive multiples of 8.
+Non-finite inputs differ from `tf.nn.conv2d`: an inf pixel gives NaN (inf - inf
+in the transforms) in its 3x3 neighbourhood where the direct convolution gives
++-inf.
+
+The gradient of `KnsdeWinogradConv` is written here from the two Winograd ops;
+that of `KnsdeWinogradFilterGrad` is its twin's, `Conv2DBackpropFilter`'s, so
+derivatives of every order exist.
 """
 
 import tensorflow as tf
@@ -23,12 +31,10 @@ from keras_nsde.kernels import can_fuse, load_kernels, register_twin_gradient
 def can_winograd(x, kernel):
     shape = kernel.shape
     return (
-        shape.rank == 4
+        x.shape.rank == 4
+        and shape.rank == 4
         and tuple(shape[:2]) == (3, 3)
-        and shape[2] is not None
-        and shape[3] is not None
-        and shape[2] % 8 == 0
-        and shape[3] % 8 == 0
+        and all(channels is not None and channels > 0 and channels % 8 == 0 for channels in shape[2:])
         and kernel.dtype == tf.float32
         and can_fuse(x)
     )
@@ -48,9 +54,15 @@ def _filter_gradient_twin(x, dy):
 @tf.RegisterGradient("KnsdeWinogradConv")
 def _winograd_conv_gradient(op, dy):
     x, kernel = op.inputs
-    flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+    skip = getattr(op, "skip_input_indices", None) or ()  # eager tapes say which gradients nobody needs
     kernels = load_kernels()
-    return kernels.knsde_winograd_conv(dy, flipped), kernels.knsde_winograd_filter_grad(x, dy)
+    dx = dkernel = None
+    if 0 not in skip:
+        flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+        dx = kernels.knsde_winograd_conv(dy, flipped)
+    if 1 not in skip:
+        dkernel = kernels.knsde_winograd_filter_grad(x, dy)
+    return dx, dkernel
 
 
 register_twin_gradient("KnsdeWinogradFilterGrad", _filter_gradient_twin)

@@ -314,8 +314,11 @@ class WinogradFilterGradOp : public OpKernel {
     Tensor* dk_tensor = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({3, 3, g.c_in, g.c_out}), &dk_tensor));
     const int64_t block = g.c_in * g.c_out;
-    // Chunk k adds into partial k % groups; partials are summed in order.
-    const int64_t groups = std::min<int64_t>(g.chunks(), 16);
+    // Chunk k adds into partial k % groups; partials are summed in order. The
+    // group count depends on the shapes only (never on threads): up to 16,
+    // fewer for wide kernels so the partials stay within about 16 MB.
+    const int64_t max_groups = std::max<int64_t>(2, (int64_t{4} << 20) / (kTile * block));
+    const int64_t groups = std::min<int64_t>(g.chunks(), std::min<int64_t>(16, max_groups));
     std::vector<float> partial(std::max<int64_t>(groups, 1) * kTile * block, 0.0f);
     const float* x = x_tensor.flat<float>().data();
     const float* dy = dy_tensor.flat<float>().data();
