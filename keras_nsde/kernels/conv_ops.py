@@ -40,6 +40,11 @@ def can_winograd(x, kernel):
     )
 
 
+def flipped_kernel(kernel):
+    """K'[a, b, o, i] = K[k-1-a, k-1-b, i, o]: dx of a stride-1 'same' conv(x, K) is conv(dy, K')."""
+    return tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+
+
 def winograd_conv2d(x, kernel):
     return load_kernels().knsde_winograd_conv(x, kernel)
 
@@ -58,8 +63,7 @@ def _winograd_conv_gradient(op, dy):
     kernels = load_kernels()
     dx = dkernel = None
     if 0 not in skip:
-        flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-        dx = kernels.knsde_winograd_conv(dy, flipped)
+        dx = kernels.knsde_winograd_conv(dy, flipped_kernel(kernel))
     if 1 not in skip:
         dkernel = kernels.knsde_winograd_filter_grad(x, dy)
     return dx, dkernel

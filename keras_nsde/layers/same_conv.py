@@ -44,8 +44,7 @@ def same_conv2d(x, kernel):
 def _conv_with_forward_gradients(x, kernel):
     def gradient(dy):
         pad = kernel.shape[0] // 2
-        flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-        dx = tf.nn.conv2d(dy, flipped, 1, "SAME")
+        dx = tf.nn.conv2d(dy, conv_ops.flipped_kernel(kernel), 1, "SAME")
         with tf.control_dependencies([dx]):  # one convolution at a time: concurrent ones thrash a small CPU's cores
             channels_as_batch = tf.transpose(x, [3, 1, 2, 0])  # (C_in, H, W, batch)
         dy_as_kernel = tf.transpose(dy, [1, 2, 0, 3])  # (H, W, batch, C_out)
