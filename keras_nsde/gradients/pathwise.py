@@ -17,28 +17,23 @@ result equals autodiff through the unrolled loop up to rounding, while only
 checkpoints of h are kept instead of every step's internal activations.
 """
 
+import contextlib
 import math
 
 import tensorflow as tf
 
-# The eager tape records every op run inside a custom-gradient function;
-# stopping it is what keeps the forward pass from storing each step's
-# activations when the block runs eagerly. Graph mode needs no such help.
-from tensorflow.python.eager import record as _record
 
+@contextlib.contextmanager
+def _tapes_paused():
+    """Stops every gradient tape on this thread from recording, for the block's duration.
 
-def _work_around_grappler_accumulate_bug():
-    """Turns off Grappler's arithmetic optimization, process-wide.
-
-    On CPUs its AddOpsRewrite turns large additions inside the backward
-    while-loops into in-place accumulations on temporary variables that
-    collide between iterations: "AlreadyExistsError ... AddOpsRewrite_add/tmp_var"
-    (tensorflow issues 23780, 33713, 37740; seen here on the CIFAR-10 model at
-    batch 32). There is no per-function switch, so the first pathwise block
-    to be traced turns the pass off for the whole process.
+    Eagerly, a custom-gradient function's forward ops are recorded on the
+    caller's tapes, which would keep every step's activations alive; a tape's
+    `stop_recording` pauses the whole tape set (graph mode needs no such help).
     """
-    if tf.config.optimizer.get_experimental_options().get("arithmetic_optimization") is not False:
-        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+    with tf.GradientTape() as tape:
+        with tape.stop_recording():
+            yield
 
 
 def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints=None):
@@ -56,9 +51,6 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
         nothing recomputed).
     With `return_trajectory`, every state is an output anyway and is reused.
 
-    Side effect: the first call turns off Grappler's arithmetic optimization
-    for the process (a TensorFlow bug; see `_work_around_grappler_accumulate_bug`).
-
     Args:
         step: `step(h, n) -> h_{n+1}`. Must be a deterministic function of
             (h, n) and the variables it reads: the backward pass calls it again.
@@ -71,7 +63,6 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
         h_N or the trajectory, with gradients to h0 and to every variable
         that `step` reads.
     """
-    _work_around_grappler_accumulate_bug()
     if return_trajectory:
         segment = 1
     else:
@@ -104,7 +95,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
             h, _ = run(h, *segment_bounds(s))
             return s + 1, h, checkpoint_states
 
-        with _record.stop_recording():
+        with _tapes_paused():
             _, h_final, checkpoint_states = tf.while_loop(
                 lambda s, *_: s < num_segments,
                 forward_segment,
@@ -118,7 +109,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
         def grad_fn(upstream, variables=None):
             variables = list(variables or [])
             adjoint = upstream[-1] if return_trajectory else upstream
-            weight_grads = [tf.zeros_like(v) for v in variables]
+            weight_grads = tf.zeros([_num_elements(variables)], _grad_dtype(variables))
 
             def segment_body(s, adjoint, weight_grads):
                 start, stop = segment_bounds(s)
@@ -135,9 +126,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
                     adjoint = grads[0]
                     if return_trajectory:
                         adjoint = adjoint + upstream[n]
-                    weight_grads = [
-                        acc + _dense(g, v) for acc, g, v in zip(weight_grads, grads[1:], variables)
-                    ]
+                    weight_grads = weight_grads + _flat(grads[1:], variables)
                     return n - 1, adjoint, weight_grads
 
                 _, adjoint, weight_grads = tf.while_loop(
@@ -150,7 +139,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
                 segment_body,
                 (tf.constant(num_segments - 1), adjoint, weight_grads),
             )
-            return adjoint, weight_grads
+            return adjoint, _unflat(weight_grads, variables)
 
         return output, grad_fn
 
@@ -162,3 +151,33 @@ def _dense(grad, variable):
     if grad is None:
         return tf.zeros_like(variable)
     return tf.convert_to_tensor(grad)
+
+
+def _num_elements(variables):
+    return sum(v.shape.num_elements() for v in variables)
+
+
+def _grad_dtype(variables):
+    """The widest of the variables' dtypes: every weight gradient is accumulated in it."""
+    return max((v.dtype for v in variables), key=lambda dtype: dtype.size, default=tf.float32)
+
+
+def _flat(grads, variables):
+    """One step's weight gradients as one flat vector (zeros where the step does not read a variable).
+
+    Accumulating one concatenated vector keeps each loop iteration to a single
+    two-input add. Per-variable `acc + g`, where g is itself a sum (a variable
+    read twice), is rewritten by Grappler into one AddN with the loop variable
+    as an input and then into a TemporaryVariable accumulation, whose
+    resource names collide between iterations of the nested backward loops
+    on CPUs ("AlreadyExistsError ... AddOpsRewrite ... tmp_var",
+    tensorflow issues 23780, 33713, 37740).
+    """
+    if not variables:
+        return tf.zeros([0], _grad_dtype(variables))
+    return tf.concat([tf.reshape(tf.cast(_dense(g, v), _grad_dtype(variables)), [-1]) for g, v in zip(grads, variables)], axis=0)
+
+
+def _unflat(flat, variables):
+    sizes = [v.shape.num_elements() for v in variables]
+    return [tf.cast(tf.reshape(part, v.shape), v.dtype) for part, v in zip(tf.split(flat, sizes), variables)] if variables else []
