@@ -10,13 +10,14 @@
 
 The library is built against the installed TensorFlow (its headers and
 `tf.sysconfig` flags) into a cache folder, once per source, TensorFlow
-version and compiler flags:
+version, compiler and flag set (`build`):
 
-    $KERAS_NSDE_CACHE (default ~/.cache/keras_nsde)/keras_nsde_kernels-<hash>.so
+    $KERAS_NSDE_CACHE (default ~/.cache/keras_nsde)/keras_nsde_kernels-<key>.so (and .log)
 
-Where it cannot be built (no C++ compiler, no TensorFlow headers) keras_nsde
-warns once and runs the same computations as TensorFlow ops: same numbers up
-to float rounding, slower. `KERAS_NSDE_KERNELS=0` turns the kernels off.
+Where it cannot be built or loaded (no C++ compiler, no TensorFlow headers, a
+compiler error or crash) keras_nsde warns once and runs the same computations
+as TensorFlow ops: same numbers up to float rounding, slower.
+`KERAS_NSDE_KERNELS=0` turns the kernels off.
 
 SavedModels traced with the kernels need this library registered where they
 load; trace inside `with portable_ops():` (and `tf.saved_model.save` always
@@ -31,20 +32,21 @@ convolution's, which is written from the Winograd kernels themselves
 
 import contextlib
 import functools
-import hashlib
 import os
-import pathlib
-import subprocess
 import sys
-import tempfile
 import threading
 import warnings
 
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util  # XLA-context check, as Keras 2 did
-from tensorflow.python.saved_model import save_context
 
-SOURCES = sorted(pathlib.Path(__file__).parent.glob("*.cc"))
+from keras_nsde.kernels.build import KernelBuildError, build_library
+
+try:  # No public API says whether tf.saved_model.save is tracing; without it, use portable_ops().
+    from tensorflow.python.saved_model.save_context import in_save_context
+except ImportError:  # pragma: no cover - a TensorFlow that moved it
+
+    def in_save_context():
+        return False
 
 
 def kernels_enabled():
@@ -53,14 +55,14 @@ def kernels_enabled():
 
 @functools.lru_cache(maxsize=None)
 def load_kernels():
-    """The compiled op library, or None where it is turned off or cannot be built."""
+    """The compiled op library, or None where it is turned off or cannot be built (one warning)."""
     if not kernels_enabled() or not sys.platform.startswith("linux"):
         return None
     try:
-        return tf.load_op_library(str(_build()))
-    except (OSError, subprocess.SubprocessError, tf.errors.OpError) as error:
+        return tf.load_op_library(str(build_library()))
+    except (KernelBuildError, OSError, tf.errors.OpError) as error:
         warnings.warn(
-            f"keras_nsde: could not build its fused CPU kernels ({error}); GroupNorm and convolutions "
+            f"keras_nsde: could not build its CPU kernels ({error}); GroupNorm and convolutions "
             "run as TensorFlow ops instead (same results, slower). Set KERAS_NSDE_KERNELS=0 to silence this.",
             stacklevel=2,
         )
@@ -90,7 +92,7 @@ def can_fuse(x):
     return (
         x.dtype == tf.float32
         and not getattr(_tracing, "portable", False)
-        and not save_context.in_save_context()
+        and not in_save_context()
         and not _in_xla_function()
         and not tf.config.list_physical_devices("GPU")
         and load_kernels() is not None
@@ -99,9 +101,7 @@ def can_fuse(x):
 
 def _in_xla_function():
     """True while tracing inside `tf.function(jit_compile=True)` (XLA has no custom kernels)."""
-    if tf.executing_eagerly():
-        return False
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    return not tf.executing_eagerly() and tf.__internal__.get_enclosing_xla_context() is not None
 
 
 def register_twin_gradient(op_type, twin, attr_names=()):
@@ -117,43 +117,3 @@ def register_twin_gradient(op_type, twin, attr_names=()):
         outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
         output_gradients = [tf.zeros_like(o) if g is None else g for o, g in zip(outputs, output_gradients)]
         return tape.gradient(outputs, inputs, output_gradients=output_gradients)
-
-
-def _compiler_flags():
-    flags = ["-shared", "-fPIC", "-O3", "-w", "-ffp-contract=fast"]
-    if _cpu_has("avx2", "fma"):
-        flags += ["-mavx2", "-mfma"]
-    return flags + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags()
-
-
-def _cpu_has(*features):
-    try:
-        cpu_flags = pathlib.Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return all(feature in cpu_flags for feature in features)
-
-
-def _build():
-    flags = _compiler_flags()
-    sources = b"".join(source.read_bytes() for source in SOURCES)
-    key = hashlib.sha256(sources + tf.__version__.encode() + " ".join(flags).encode()).hexdigest()
-    cache = pathlib.Path(os.environ.get("KERAS_NSDE_CACHE", pathlib.Path.home() / ".cache" / "keras_nsde"))
-    library = cache / f"keras_nsde_kernels-{key[:16]}.so"
-    if library.exists():
-        return library
-    cache.mkdir(parents=True, exist_ok=True)
-    # Build to a temporary name, then rename: concurrent builds (test workers) never see half a file.
-    with tempfile.NamedTemporaryFile(dir=cache, suffix=".so", delete=False) as partial:
-        partial_path = pathlib.Path(partial.name)
-    try:
-        compiler = os.environ.get("CXX", "g++")
-        result = subprocess.run(
-            [compiler, *map(str, SOURCES), "-o", str(partial_path), *flags], capture_output=True, text=True, timeout=600
-        )
-        if result.returncode != 0:
-            raise OSError(f"{compiler} failed: {result.stderr.strip()[-2000:]}")
-        os.replace(partial_path, library)
-    finally:
-        partial_path.unlink(missing_ok=True)
-    return library

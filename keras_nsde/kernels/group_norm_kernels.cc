@@ -21,7 +21,7 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/platform/threadpool.h"
+#include "knsde_common.h"
 
 namespace {
 
@@ -29,10 +29,10 @@ using tensorflow::DEVICE_CPU;
 using tensorflow::OpKernel;
 using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
-using tensorflow::Status;
+using knsde::InvalidArgument;
+using knsde::Status;
 using tensorflow::Tensor;
 using tensorflow::TensorShape;
-using tensorflow::errors::InvalidArgument;
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
@@ -43,14 +43,14 @@ Status ChannelStatsShape(InferenceContext* c) {
   ShapeHandle stats = c->Matrix(c->Dim(x, 0), c->Dim(x, 3));
   c->set_output(0, stats);
   c->set_output(1, stats);
-  return Status();
+  return knsde::Ok();
 }
 
 Status SameAsInputShape(InferenceContext* c) {
   ShapeHandle x;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
   c->set_output(0, x);
-  return Status();
+  return knsde::Ok();
 }
 
 REGISTER_OP("KnsdeChannelMoments")
@@ -100,7 +100,7 @@ Status CheckImage(const Tensor& t, const char* name, Layout* layout) {
                            t.shape().DebugString());
   }
   *layout = {t.dim_size(0), t.dim_size(1) * t.dim_size(2), t.dim_size(3)};
-  return Status();
+  return knsde::Ok();
 }
 
 Status CheckSame(const Tensor& t, const Tensor& like, const char* name) {
@@ -108,7 +108,7 @@ Status CheckSame(const Tensor& t, const Tensor& like, const char* name) {
     return InvalidArgument(name, " must have shape ", like.shape().DebugString(), "; got ",
                            t.shape().DebugString());
   }
-  return Status();
+  return knsde::Ok();
 }
 
 Status CheckCoefficient(const Tensor& t, const Layout& layout, const char* name) {
@@ -116,14 +116,13 @@ Status CheckCoefficient(const Tensor& t, const Layout& layout, const char* name)
     return InvalidArgument(name, " must have shape (", layout.batch, ", ", layout.channels, "); got ",
                            t.shape().DebugString());
   }
-  return Status();
+  return knsde::Ok();
 }
 
 // Runs fn(first_pixel_row, last_pixel_row) over all B * rows pixels in shards.
 template <typename Fn>
 void ParallelRows(OpKernelContext* ctx, const Layout& layout, int64_t cost_per_row, Fn fn) {
-  auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  pool->ParallelFor(layout.batch * layout.rows, cost_per_row, fn);
+  knsde::ParallelFor(ctx, layout.batch * layout.rows, cost_per_row, fn);
 }
 
 // Per-(image, channel) sums of two terms: terms(pixel, first, second) adds
@@ -138,8 +137,7 @@ void ChannelSums(OpKernelContext* ctx, const Layout& layout, RowTerms terms, flo
   const int64_t chunk = 64;
   const int64_t chunks_per_image = (layout.rows + chunk - 1) / chunk;
   std::vector<float> partial(layout.batch * chunks_per_image * 2 * C, 0.0f);
-  auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  pool->ParallelFor(layout.batch * chunks_per_image, chunk * C * 6, [&](int64_t begin, int64_t end) {
+  knsde::ParallelFor(ctx, layout.batch * chunks_per_image, chunk * C * 6, [&](int64_t begin, int64_t end) {
     for (int64_t job = begin; job < end; ++job) {
       const int64_t image = job / chunks_per_image;
       const int64_t row_begin = (job % chunks_per_image) * chunk;
@@ -264,7 +262,7 @@ class BackwardKernel : public OpKernel {
     }
     in->dy = dy.flat<float>().data();
     in->x = x.flat<float>().data();
-    return Status();
+    return knsde::Ok();
   }
 
   bool relu_;

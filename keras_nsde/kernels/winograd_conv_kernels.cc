@@ -22,7 +22,7 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/platform/threadpool.h"
+#include "knsde_common.h"
 
 namespace {
 
@@ -30,10 +30,10 @@ using tensorflow::DEVICE_CPU;
 using tensorflow::OpKernel;
 using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
-using tensorflow::Status;
+using knsde::InvalidArgument;
+using knsde::Status;
 using tensorflow::Tensor;
 using tensorflow::TensorShape;
-using tensorflow::errors::InvalidArgument;
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
@@ -47,7 +47,7 @@ REGISTER_OP("KnsdeWinogradConv")
       TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 4, &kernel));
       TF_RETURN_IF_ERROR(c->ReplaceDim(x, 3, c->Dim(kernel, 3), &y));
       c->set_output(0, y);
-      return Status();
+      return knsde::Ok();
     });
 
 REGISTER_OP("KnsdeWinogradFilterGrad")
@@ -59,7 +59,7 @@ REGISTER_OP("KnsdeWinogradFilterGrad")
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
       TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 4, &dy));
       c->set_output(0, c->MakeShape({3, 3, c->Dim(x, 3), c->Dim(dy, 3)}));
-      return Status();
+      return knsde::Ok();
     });
 
 typedef float v8 __attribute__((vector_size(32)));
@@ -106,7 +106,7 @@ Status CheckChannels(int64_t channels, const char* name) {
   if (channels % 8 != 0 || channels == 0) {
     return InvalidArgument("KnsdeWinograd*: ", name, " channels must be a positive multiple of 8, got ", channels);
   }
-  return Status();
+  return knsde::Ok();
 }
 
 // acc (R rows x NV*8 columns) = sum_k a(r, k) b(k, :), a(r, k) = a[r * a_row + k * a_k].
@@ -280,8 +280,7 @@ class WinogradConvOp : public OpKernel {
     const float* x = x_tensor.flat<float>().data();
     float* y = y_tensor->flat<float>().data();
     const int64_t cost = kChunkTiles * kTile * g.c_in * g.c_out * 2;
-    auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    pool->ParallelFor(g.chunks(), cost, [&](int64_t begin, int64_t end) {
+    knsde::ParallelFor(ctx, g.chunks(), cost, [&](int64_t begin, int64_t end) {
       std::vector<float> V(kTile * kChunkTiles * g.c_in), M(kTile * kChunkTiles * g.c_out);
       for (int64_t chunk = begin; chunk < end; ++chunk) {
         const int64_t t0 = chunk * kChunkTiles, count = std::min(kChunkTiles, g.tiles - t0);
@@ -323,8 +322,7 @@ class WinogradFilterGradOp : public OpKernel {
     const float* x = x_tensor.flat<float>().data();
     const float* dy = dy_tensor.flat<float>().data();
     const int64_t cost = g.chunks() / std::max<int64_t>(groups, 1) * kChunkTiles * kTile * block * 2;
-    auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    pool->ParallelFor(groups, cost, [&](int64_t begin, int64_t end) {
+    knsde::ParallelFor(ctx, groups, cost, [&](int64_t begin, int64_t end) {
       std::vector<float> V(kTile * kChunkTiles * g.c_in), dM(kTile * kChunkTiles * g.c_out);
       for (int64_t group = begin; group < end; ++group) {
         float* dU = &partial[group * kTile * block];
