@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import keras_nsde  # noqa: E402
 from keras_nsde import GroupNorm  # noqa: E402
 from keras_nsde.brownian import SeededGaussianIncrements  # noqa: E402
 from keras_nsde.kernels import conv_ops, group_norm_ops, load_kernels  # noqa: E402
@@ -133,6 +134,7 @@ def torch_rows(batch, size, channels, repeats):
 
 
 def main():
+    keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=30)

@@ -86,7 +86,7 @@ def main():
             result = subprocess.run(
                 [sys.executable, __file__, CHILD_FLAG, json.dumps(spec)],
                 capture_output=True, text=True, check=True,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CPU_ALLOCATOR_USE_BFC": "true"},  # the pooled allocator
             )
             row = {"gradient": gradient, "num_steps": num_steps, **json.loads(result.stdout.strip().splitlines()[-1])}
             rows.append(row)

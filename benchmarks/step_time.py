@@ -23,6 +23,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import keras_nsde  # noqa: E402
 from keras_nsde.models import paper_classifier  # noqa: E402
 
 SIGMA, NUM_STEPS, CHANNELS, SIZE = 1.5, 11, 64, 30
@@ -153,6 +154,7 @@ def median_seconds(step, repeats):
 
 
 def main():
+    keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)

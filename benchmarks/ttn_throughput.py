@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import keras_nsde  # noqa: E402
 from keras_nsde import data, evaluation  # noqa: E402
 from keras_nsde.models import paper_classifier  # noqa: E402
 
@@ -24,6 +25,7 @@ def python_loop_predict(model, x, samples):
 
 
 def main():
+    keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--images", type=int, default=64)

@@ -28,6 +28,7 @@ def build_model(diffusion, sigma, num_steps):
 
 
 def main():
+    keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--diffusion", default="multiplicative", choices=["none", "additive", "multiplicative", "dropout"])
     parser.add_argument("--sigma", type=float, default=None)

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 import train  # noqa: E402
+import keras_nsde  # noqa: E402
 from keras_nsde import data, evaluation  # noqa: E402
 from keras_nsde.evaluation import figures  # noqa: E402
 
@@ -65,6 +66,7 @@ def table(rows, epsilons):
 
 
 def main(argv=None):
+    keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/digits")
     parser.add_argument("--epochs", type=int, default=20)

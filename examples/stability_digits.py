@@ -19,12 +19,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import matplotlib  # noqa: E402
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
+import keras_nsde  # noqa: E402
 from keras_nsde import analysis, data  # noqa: E402
+from keras_nsde.evaluation.figures import new_figure  # noqa: E402
 from keras_nsde.models import paper_classifier  # noqa: E402
 
 
@@ -38,6 +36,7 @@ def train_digits(sigma, epochs, seed=0):
 
 
 def main():
+    keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5, 2.0])
     parser.add_argument("--epochs", type=int, default=6)
@@ -60,7 +59,7 @@ def main():
 
     with open(os.path.join(args.out, "stability.json"), "w") as f:
         json.dump(rows, f, indent=1)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure()
     sigmas = [r["sigma"] for r in rows]
     ax.plot(sigmas, [r["exponent"] for r in rows], marker="o", label="measured growth rate (trained digits block)")
     ax.plot(sigmas, [r["bound"] for r in rows], marker="s", linestyle="--", label="bound -(sigma^2/2 - L)")

@@ -24,6 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # one trace per TestTimeEnsemble reads as "retracing"
 
+import keras_nsde  # noqa: E402
 from keras_nsde import data, evaluation  # noqa: E402
 from keras_nsde.models import paper_classifier  # noqa: E402
 from keras_nsde.models.paper_classifier import INPUT_SHAPES  # noqa: E402
@@ -206,6 +207,7 @@ def run(args):
 
 
 def main(argv=None):
+    keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
     _, results = run(parse_args(argv))
     print(json.dumps({k: v for k, v in results.items() if k in ("diffusion", "clean_accuracy", "ttn_accuracy", "pgd", "pgd_eot")}))
     return results

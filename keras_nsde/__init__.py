@@ -5,17 +5,9 @@
 
 __version__ = "0.1.0"
 
-import os
-
-# TensorFlow's pooled (BFC) CPU allocator instead of malloc: big tensors are
-# reused from the pool instead of being mapped fresh and page-faulted in on
-# every step (~150,000 faults and ~10% of a CIFAR-10 training step). Read when
-# TensorFlow first allocates, so it applies when keras_nsde is imported before
-# any tensor exists; set TF_CPU_ALLOCATOR_USE_BFC=false to keep malloc.
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-
-from keras_nsde import analysis, brownian, diffusions, evaluation, gradients, layers, models, solvers  # noqa: E402
-from keras_nsde.layers import ConvDrift, GroupNorm, MLPDrift, SDEBlock, TimeConv2D  # noqa: E402
+from keras_nsde import analysis, brownian, diffusions, evaluation, gradients, layers, models, solvers
+from keras_nsde.allocator import use_pooled_cpu_allocator
+from keras_nsde.layers import ConvDrift, GroupNorm, MLPDrift, SDEBlock, TimeConv2D
 
 __all__ = [
     "ConvDrift",
@@ -32,4 +24,5 @@ __all__ = [
     "layers",
     "models",
     "solvers",
+    "use_pooled_cpu_allocator",
 ]

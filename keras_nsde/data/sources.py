@@ -7,6 +7,8 @@ images as stored (uint8 or float in [0, 1]), shape (H, W, C).
 import numpy as np
 import tensorflow as tf
 
+from keras_nsde import optional
+
 DIGITS_TEST_FRACTION = 0.2
 
 
@@ -15,10 +17,10 @@ def digits_arrays(split):
 
     A fixed stratified 80/20 split; `split` is "train" or "test".
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    sklearn_datasets = optional.require("sklearn.datasets", extra="data")
+    train_test_split = optional.require("sklearn.model_selection", extra="data").train_test_split
 
-    digits = load_digits()
+    digits = sklearn_datasets.load_digits()
     images = (digits.images / 16.0).astype("float32")[..., None]
     x_train, x_test, y_train, y_test = train_test_split(
         images, digits.target, test_size=DIGITS_TEST_FRACTION, random_state=0, stratify=digits.target
@@ -38,8 +40,7 @@ def tfds_source(name):
     """A source reading tensorflow-datasets' `name` (prepared under data_dir, or downloaded)."""
 
     def load(split, data_dir=None):
-        import tensorflow_datasets as tfds
-
+        tfds = optional.require("tensorflow_datasets", extra="data")
         return tfds.load(name, split=split, as_supervised=True, data_dir=data_dir, shuffle_files=split == "train")
 
     return load
@@ -65,8 +66,7 @@ def image_folder(image_size):
 
 def cifar10_corruptions():
     """The corruption names of tfds' `cifar10_corrupted` (each at levels 1-5)."""
-    import tensorflow_datasets as tfds
-
+    tfds = optional.require("tensorflow_datasets", extra="data")
     names = {config.name.rsplit("_", 1)[0] for config in tfds.builder_cls("cifar10_corrupted").BUILDER_CONFIGS}
     return sorted(names)
 

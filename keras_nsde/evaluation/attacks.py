@@ -2,8 +2,8 @@
 
 import numpy as np
 import tensorflow as tf
-from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 
+from keras_nsde import optional
 from keras_nsde.evaluation.ensemble import TestTimeEnsemble, accuracy
 
 NORMS = {"l2": 2, "linf": np.inf, 2: 2, np.inf: np.inf}
@@ -28,6 +28,7 @@ def pgd_attack(model, x, y, epsilon, norm=2, steps=40, step_size=None, eot_sampl
         eot_samples: noise samples averaged per gradient (ignored for an ensemble).
         batch_size: images attacked at once.
     """
+    pgd = _cleverhans_pgd()
     if norm not in NORMS:
         raise ValueError(f"norm must be 2, 'l2', np.inf or 'linf'. Received: norm={norm!r}")
     if epsilon < 0:
@@ -39,7 +40,7 @@ def pgd_attack(model, x, y, epsilon, norm=2, steps=40, step_size=None, eot_sampl
     batches = []
     for i in range(0, len(x), batch_size):
         batches.append(
-            projected_gradient_descent(
+            pgd.projected_gradient_descent(
                 attacked.log_probabilities,
                 tf.constant(x[i : i + batch_size]),
                 eps=epsilon,
@@ -63,6 +64,7 @@ def pgd_accuracy(model, x, y, epsilons, norm=2, steps=40, eot_samples=1, ttn_sam
     ensemble of `ttn_samples` passes when it has noise, else by its
     deterministic output. See `pgd_attack` for `eot_samples`.
     """
+    _cleverhans_pgd()  # fail before any work when cleverhans is missing
     attacked = TestTimeEnsemble(model, samples=eot_samples)
     predictor = TestTimeEnsemble(model, samples=ttn_samples if attacked.noise else 1)
     return {
@@ -71,3 +73,7 @@ def pgd_accuracy(model, x, y, epsilons, norm=2, steps=40, eot_samples=1, ttn_sam
         )
         for epsilon in epsilons
     }
+
+
+def _cleverhans_pgd():
+    return optional.require("cleverhans.tf2.attacks.projected_gradient_descent", extra="attacks")

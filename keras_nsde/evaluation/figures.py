@@ -1,13 +1,20 @@
-"""The paper's figures as matplotlib PNGs: Fig. 1 (toy SDE), Fig. 3 (PGD), Fig. 4 (perturbations)."""
+"""The paper's figures as matplotlib PNGs: Fig. 1 (toy SDE), Fig. 3 (PGD), Fig. 4 (perturbations).
 
-import matplotlib
+Figures are drawn on `matplotlib.figure.Figure` objects, without pyplot, so
+no backend is chosen and no global matplotlib state changes.
+"""
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from keras_nsde.solvers import euler_maruyama  # noqa: E402
+from keras_nsde import optional
+from keras_nsde.solvers import euler_maruyama
+
+
+def new_figure(figsize=(6, 4)):
+    """(figure, axes): a matplotlib Figure with one Axes; save it with `figure.savefig(path)`."""
+    figure = optional.require("matplotlib.figure", extra="plots").Figure(figsize=figsize)
+    return figure, figure.subplots()
 
 
 def toy_paths(sigma, runs=200, num_steps=2000, t1=5.0, x0=1.0, seed=0):
@@ -26,7 +33,7 @@ def toy_paths(sigma, runs=200, num_steps=2000, t1=5.0, x0=1.0, seed=0):
 
 def plot_toy(path, sigmas=(0.0, 2.8), runs=200, t1=5.0):
     """Fig. 1: median and sample paths of |x_t| on a log scale; x_t -> 0 a.s. when sigma^2 > 2 (Ito)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure()
     for sigma, color in zip(sigmas, ("tab:red", "tab:blue")):
         times, paths = toy_paths(sigma, runs=runs, t1=t1)
         magnitude = np.abs(paths) + 1e-300
@@ -37,12 +44,11 @@ def plot_toy(path, sigmas=(0.0, 2.8), runs=200, t1=5.0):
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_accuracy_vs_epsilon(path, curves, norm="L2"):
     """Fig. 3: accuracy under PGD against epsilon. curves: {label: {epsilon: accuracy}}."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure()
     for label, accuracies in curves.items():
         epsilons = sorted(float(e) for e in accuracies)
         ax.plot(epsilons, [accuracies[e] if e in accuracies else accuracies[str(e)] for e in epsilons], marker="o", label=label)
@@ -50,16 +56,14 @@ def plot_accuracy_vs_epsilon(path, curves, norm="L2"):
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_perturbation_growth(path, curves):
     """Fig. 4: ||h_t(x_adv) - h_t(x)|| against t. curves: {label: (times, norms)}."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure()
     for label, (times, norms) in curves.items():
         ax.plot(times, norms, marker=".", label=label)
     ax.set(xlabel="t", ylabel="||h_t(x_adv) - h_t(x)||", title="Perturbation through the SDE block (same Brownian path)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from keras_nsde import optional
+
 
 def dormand_prince(drift_fn, h0, t0=0.0, t1=1.0, rtol=1e-3, atol=1e-6, return_trajectory_at=None):
     """Integrates dh = f(h, t) dt with `tfp.math.ode.DormandPrince`, adaptive steps.
@@ -21,7 +23,7 @@ def dormand_prince(drift_fn, h0, t0=0.0, t1=1.0, rtol=1e-3, atol=1e-6, return_tr
         (h(t1) or the states at the given times stacked on axis 0, NFE), where
         NFE is the number of drift evaluations of the forward solve (int32).
     """
-    import tensorflow_probability as tfp
+    tfp = optional.require("tensorflow_probability", extra="dopri5")
 
     solver = tfp.math.ode.DormandPrince(rtol=rtol, atol=atol)
     times = [t1] if return_trajectory_at is None else return_trajectory_at
