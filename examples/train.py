@@ -26,6 +26,7 @@ tf.get_logger().setLevel("ERROR")  # one trace per TestTimeEnsemble reads as "re
 
 import keras_nsde  # noqa: E402
 from keras_nsde import data, evaluation  # noqa: E402
+from keras_nsde.callbacks import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: E402
 from keras_nsde.models import paper_classifier  # noqa: E402
 from keras_nsde.models.paper_classifier import INPUT_SHAPES  # noqa: E402
 
@@ -122,14 +123,21 @@ def train(args, callbacks=()):
     steps_per_epoch = int(train_set.cardinality()) if train_set.cardinality() > 0 else 1
     with strategy_for(args.distribute).scope():
         model = build_compiled_model(args, steps_per_epoch)
+    sigma = model.get_layer("sde_block").diffusion.get_config().get("sigma")
+    hint = (
+        f"Likely causes: a noise level too large for this model (sigma={sigma}; try a smaller --sigma) "
+        f"or a learning rate too large (--lr {args.lr}; try a smaller one)."
+    )
     callbacks = [
+        StopOnNonFiniteLoss(hint),
         keras.callbacks.BackupAndRestore(os.path.join(args.out, "backup")),
         keras.callbacks.ModelCheckpoint(os.path.join(args.out, "checkpoint.keras")),
         keras.callbacks.CSVLogger(os.path.join(args.out, "log.csv"), append=True),
         *callbacks,
     ]
     start = time.perf_counter()
-    history = model.fit(train_set, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
+    # shuffle=False: the tf.data pipeline shuffles (Keras would warn that it ignores shuffle=True).
+    history = model.fit(train_set, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose, shuffle=False)
     return model, history.history, time.perf_counter() - start
 
 
@@ -208,7 +216,10 @@ def run(args):
 
 def main(argv=None):
     keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
-    _, results = run(parse_args(argv))
+    try:
+        _, results = run(parse_args(argv))
+    except NonFiniteLossError as error:
+        raise SystemExit(f"train.py: {error}") from None
     print(json.dumps({k: v for k, v in results.items() if k in ("diffusion", "clean_accuracy", "ttn_accuracy", "pgd", "pgd_eot")}))
     return results
 

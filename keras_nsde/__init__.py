@@ -5,7 +5,7 @@
 
 __version__ = "0.1.0"
 
-from keras_nsde import analysis, brownian, diffusions, evaluation, gradients, layers, models, solvers
+from keras_nsde import analysis, brownian, callbacks, diffusions, evaluation, gradients, layers, models, solvers
 from keras_nsde.allocator import use_pooled_cpu_allocator
 from keras_nsde.layers import ConvDrift, GroupNorm, MLPDrift, SDEBlock, TimeConv2D
 
@@ -18,6 +18,7 @@ __all__ = [
     "__version__",
     "analysis",
     "brownian",
+    "callbacks",
     "diffusions",
     "evaluation",
     "gradients",

@@ -1,4 +1,5 @@
 import keras
+from keras import ops
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -216,6 +217,32 @@ def test_value_error_for_non_floating_inputs():
 def test_value_error_for_a_state_rank_without_default_drift():
     with pytest.raises(ValueError, match=r"input_shape=\(None, 4, 3\)"):
         SDEBlock().build((None, 4, 3))
+
+
+def test_value_error_names_both_shapes_when_dW_has_the_wrong_number_of_steps():
+    block = SDEBlock(diffusion="multiplicative", num_steps=4)
+    x = tf.ones((2, 3))
+    with pytest.raises(ValueError, match=r"\(4, 2, 3\).*Received: dW with shape \(3, 2, 3\)"):
+        block(x, training=True, dW=tf.zeros((3, 2, 3)))
+    with pytest.raises(ValueError, match=r"\(4, 2, 3\).*Received: dW with shape \(4, 2, 5\)"):
+        block(x, training=True, dW=tf.zeros((4, 2, 5)))
+
+
+class NaNDrift(keras.layers.Layer):
+    def call(self, h):
+        return ops.log(-ops.abs(h) - 1.0)  # NaN everywhere
+
+
+def test_value_error_when_the_drift_returns_nan_on_the_first_eager_call():
+    block = SDEBlock(drift=NaNDrift(name="log_drift"), num_steps=2)
+    with pytest.raises(ValueError, match="'log_drift' returned NaN or inf"):
+        block(tf.ones((2, 3)))
+
+
+def test_non_finite_inputs_are_not_blamed_on_the_drift():
+    block = SDEBlock(num_steps=2)
+    out = block(tf.constant([[np.nan, 1.0, 2.0]]))
+    assert np.isnan(as_numpy(out)).any()
 
 
 def test_value_error_for_a_path_given_to_the_neural_ode():

@@ -78,6 +78,14 @@ def test_saved_model_serves_a_test_time_noise_signature(cli_run):
     assert not np.allclose(first, second)
 
 
+def test_a_nan_loss_stops_training_with_the_likely_cause(tmp_path):
+    finished = run_script("examples/train.py", *QUICK, "--diffusion", "multiplicative", "--sigma", "1e25",
+                          "--out", str(tmp_path))
+    assert finished.returncode != 0
+    assert "The training loss became nan" in finished.stderr and "--sigma" in finished.stderr
+    assert not (tmp_path / "model.keras").exists() and not (tmp_path / "checkpoint.keras").exists()
+
+
 def test_staged_learning_rate_divides_by_ten_at_the_authors_stage_ends():
     schedule = train.staged_learning_rate("cifar10", epochs=12, steps_per_epoch=10, base_lr=0.1)
     # CIFAR stages 40/40/20/20 of 120 epochs -> boundaries at epochs 4, 8, 10 of 12.

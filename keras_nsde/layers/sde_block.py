@@ -147,6 +147,7 @@ class SDEBlock(keras.layers.Layer):
                 f"gradient={gradient!r}"
             )
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self._drift_checked = False
 
     @property
     def dt(self):
@@ -203,6 +204,7 @@ class SDEBlock(keras.layers.Layer):
     def brownian_path(self, h0, noise_seed=None, dW=None):
         """The Brownian increments of one call: given, replayed from a seed, or fresh."""
         if dW is not None:
+            self._check_increments_shape(dW, h0)
             return GivenIncrements(ops.cast(dW, h0.dtype))
         if noise_seed is None:
             noise_seed = self.new_noise_seed()
@@ -212,11 +214,39 @@ class SDEBlock(keras.layers.Layer):
         extra = {} if self.keep_prob is None else {"keep_prob": self.keep_prob}
         return path_type(noise_seed, tf.shape(h0), h0.dtype, self.num_steps, self.dt, **extra)
 
+    def _check_increments_shape(self, dW, h0):
+        expected = (self.num_steps,) + tuple(h0.shape)
+        received = tuple(dW.shape)
+        compatible = len(received) == len(expected) and all(
+            a is None or b is None or a == b for a, b in zip(received, expected)
+        )
+        if not compatible:
+            raise ValueError(
+                "dW must have shape (num_steps,) + inputs.shape = "
+                f"{expected}. Received: dW with shape {received} for inputs of shape {tuple(h0.shape)} "
+                f"and num_steps={self.num_steps}"
+            )
+
+    def _check_drift_is_finite(self, h0):
+        """Eagerly, on the block's first call: a drift that returns NaN or inf is an error, not NaN weights."""
+        if not bool(ops.all(ops.isfinite(h0))):
+            return  # non-finite inputs: the drift is not to blame
+        f = self.drift_fn(h0, ops.convert_to_tensor(self.t0, h0.dtype))
+        if not bool(ops.all(ops.isfinite(f))):
+            raise ValueError(
+                f"The drift {self.drift.name!r} returned NaN or inf at t0={self.t0} for finite inputs, "
+                "so the solve would be NaN. Check the drift's layers and weights (for example a log, "
+                "division or exponential of the state, or weights that have diverged)."
+            )
+
     def call(self, inputs, training=None, noise_seed=None, dW=None):
         if not inputs.dtype.is_floating:
             raise ValueError(
                 f"SDEBlock needs floating inputs. Received: inputs.dtype={inputs.dtype.name}"
             )
+        if not self._drift_checked and tf.executing_eagerly():
+            self._check_drift_is_finite(inputs)
+            self._drift_checked = True
         path_given = noise_seed is not None or dW is not None
         if path_given and not self.diffusion.is_noisy:
             raise ValueError(
