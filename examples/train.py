@@ -85,6 +85,40 @@ def strategy_for(name):
     return tf.distribute.get_strategy()
 
 
+def work_around_multiworker_fit(model, strategy):
+    """Lets Keras 3 `fit` train this model under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+
+    Keras 3.15's TensorFlow trainer fails there twice: it builds the model on
+    a batch that it gets by `strategy.reduce` of the whole (x, y) structure
+    ("unsupported type PerReplica"), and it reduces each step's scalar logs
+    along an axis 0 they do not have. This model instance builds on the
+    worker's local share of the batch instead, and its train function runs
+    the model's own `train_step` on every replica and averages the logs.
+    """
+
+    def build_on_local_batch(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(lambda v: strategy.experimental_local_results(v)[0], next(batches))
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    def make_train_function(force=False):
+        if model.train_function is None or force:
+
+            @tf.function
+            def train_function(iterator):
+                logs = strategy.run(model.train_step, args=(next(iterator),))
+                return keras.tree.map_structure(lambda value: strategy.reduce("MEAN", value, axis=None), logs)
+
+            model.train_function = train_function
+        return model.train_function
+
+    model._maybe_symbolic_build = build_on_local_batch
+    model.make_train_function = make_train_function
+
+
 def staged_learning_rate(dataset, epochs, steps_per_epoch, base_lr):
     """SGD step decay: base_lr divided by 10 at the end of each of the authors' stages."""
     stages = np.asarray(STAGES.get(dataset, DEFAULT_STAGES), dtype=float)
@@ -113,6 +147,7 @@ def train(args, callbacks=()):
 
     `callbacks` are added after the backup, checkpoint and CSV callbacks.
     """
+    strategy = strategy_for(args.distribute)  # first: multi-worker collectives must be set up before any tensor
     os.makedirs(args.out, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
@@ -121,8 +156,10 @@ def train(args, callbacks=()):
         args.dataset, "train", args.batch_size, shuffle=args.shuffle, data_dir=args.data_dir, limit=args.subset, seed=args.seed
     )
     steps_per_epoch = int(train_set.cardinality()) if train_set.cardinality() > 0 else 1
-    with strategy_for(args.distribute).scope():
+    with strategy.scope():
         model = build_compiled_model(args, steps_per_epoch)
+    if args.distribute == "multiworker":
+        work_around_multiworker_fit(model, strategy)
     sigma = model.get_layer("sde_block").diffusion.get_config().get("sigma")
     hint = (
         f"Likely causes: a noise level too large for this model (sigma={sigma}; try a smaller --sigma) "

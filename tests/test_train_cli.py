@@ -1,5 +1,6 @@
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -125,6 +126,42 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, diffusion):
     assert len(single) == len(mirrored) == 4 and np.all(np.isfinite(mirrored))
     if diffusion == "none":
         np.testing.assert_allclose(mirrored, single, rtol=1e-4)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def run_workers(diffusion, out, count=2, timeout=300):
+    """`count` worker processes of tests/distributed_check.py on loopback ports; returns their reports."""
+    cluster = {"worker": [f"localhost:{free_port()}" for _ in range(count)]}
+    workers = []
+    for index in range(count):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": tf_config}
+        workers.append(subprocess.Popen(
+            [sys.executable, "tests/distributed_check.py", "multiworker", diffusion, str(out / f"worker_{index}")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    try:
+        outputs = [worker.communicate(timeout=timeout) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()  # a no-op for finished workers; stops a hung one
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    return [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+
+
+def test_multiworker_training_with_two_processes_matches_one_device(tmp_path):
+    single = run_script("tests/distributed_check.py", "none", "none", str(tmp_path / "single"))
+    assert single.returncode == 0, single.stderr[-3000:]
+    expected = json.loads(single.stdout.strip().splitlines()[-1])["losses"]
+    for report in run_workers("none", tmp_path):
+        assert report["replicas"] == 2
+        np.testing.assert_allclose(report["losses"], expected, rtol=1e-4)
 
 
 def test_main_job_table_shows_means_and_standard_errors_over_seeds():
