@@ -53,18 +53,21 @@ class TestTimeEnsemble:
         samples: S >= 1.
         noise: keep the SDE noise on (default: if the model has any).
         from_logits: apply a softmax to the model's outputs.
+        jit_compile: compile `predict`'s passes with XLA.
     """
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, model, samples=100, noise=None, from_logits=True):
+    def __init__(self, model, samples=100, noise=None, from_logits=True, jit_compile=False):
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise ValueError(f"samples must be an int >= 1. Received: samples={samples!r}")
         self.model = model
         self.samples = samples
         self.noise = is_noisy(model) if noise is None else noise
         self.from_logits = from_logits
-        self._compiled_log_probabilities = tf.function(self.log_probabilities, reduce_retracing=True)
+        self._compiled_log_probabilities = tf.function(
+            self.log_probabilities, reduce_retracing=True, jit_compile=jit_compile
+        )
 
     def log_probabilities(self, x):
         """log p(y | x), shape (batch, classes): differentiable, usable as logits.
@@ -91,13 +94,14 @@ class TestTimeEnsemble:
         )
 
 
-def ensemble_predict(model, x, samples=100, batch_size=None, from_logits=True):
+def ensemble_predict(model, x, samples=100, batch_size=None, from_logits=True, jit_compile=False):
     """Mean class probabilities over `samples` noisy forward passes (see `TestTimeEnsemble`).
 
     Returns:
         NumPy array `(n, num_classes)` of averaged probabilities.
     """
-    return TestTimeEnsemble(model, samples, noise=True, from_logits=from_logits).predict(x, batch_size)
+    ensemble = TestTimeEnsemble(model, samples, noise=True, from_logits=from_logits, jit_compile=jit_compile)
+    return ensemble.predict(x, batch_size)
 
 
 def accuracy(probabilities, labels):
