@@ -1,9 +1,11 @@
-"""Peak memory and time of one training step against num_steps, autodiff vs pathwise.
+"""Peak memory and time of one training step against num_steps, for each gradient method.
 
     python benchmarks/pathwise_memory.py                       # CPU: process peak RSS
     python benchmarks/pathwise_memory.py --steps 20 200 --batch 16
 
-Each (gradient, N) runs in a fresh subprocess, so each peak is its own. The
+Variants (solver and gradient): "autodiff" and "pathwise" with Euler-Maruyama,
+"heun_autodiff" and "reversible" with reversible Heun (Itô interpretation, so
+the same SDE). Each (variant, N) runs in a fresh subprocess, so each peak is its own. The
 model is one SDEBlock with the paper's default conv drift (GroupNorm, ReLU,
 3x3 time-convolutions) and multiplicative noise on a (batch, 16, 16, 32)
 state; the step is a compiled `tf.function`: forward, gradient, SGD update.
@@ -21,9 +23,15 @@ import sys
 import time
 
 CHILD_FLAG = "--child"
+VARIANTS = {  # name: (solver, gradient method)
+    "autodiff": ("euler_maruyama", "autodiff"),
+    "pathwise": ("euler_maruyama", "pathwise"),
+    "heun_autodiff": ("reversible_heun_ito", "autodiff"),
+    "reversible": ("reversible_heun_ito", "reversible"),
+}
 
 
-def measure(gradient, num_steps, batch, size, channels, checkpoints):
+def measure(variant, num_steps, batch, size, channels, checkpoints):
     """Runs in the child: returns the step's memory growth (MiB) and median time (s)."""
     import resource
 
@@ -40,10 +48,12 @@ def measure(gradient, num_steps, batch, size, channels, checkpoints):
             return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    block = keras_nsde.SDEBlock(
-        diffusion="multiplicative", sigma=0.5, num_steps=num_steps, gradient=gradient,
-        checkpoints=checkpoints, seed=0,
-    )
+    solver, gradient = VARIANTS[variant]
+    if solver == "reversible_heun_ito":
+        solver = keras_nsde.solvers.ReversibleHeun(interpretation="ito")
+    if gradient == "pathwise":
+        gradient = keras_nsde.gradients.Pathwise(checkpoints)
+    block = keras_nsde.SDEBlock(diffusion="multiplicative", sigma=0.5, num_steps=num_steps, solver=solver, gradient=gradient, seed=0)
     block.build((None, size, size, channels))
     optimizer = keras.optimizers.SGD(0.01)
     optimizer.build(block.trainable_variables)
@@ -71,7 +81,7 @@ def measure(gradient, num_steps, batch, size, channels, checkpoints):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 100, 200])
-    parser.add_argument("--gradients", nargs="+", default=["autodiff", "pathwise"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=16)
     parser.add_argument("--channels", type=int, default=32)
@@ -81,27 +91,34 @@ def main():
 
     rows = []
     for num_steps in args.steps:
-        for gradient in args.gradients:
-            spec = [gradient, num_steps, args.batch, args.size, args.channels, args.checkpoints]
+        for variant in args.variants:
+            spec = [variant, num_steps, args.batch, args.size, args.channels, args.checkpoints]
             result = subprocess.run(
                 [sys.executable, __file__, CHILD_FLAG, json.dumps(spec)],
                 capture_output=True, text=True, check=True,
                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CPU_ALLOCATOR_USE_BFC": "true"},  # the pooled allocator
             )
-            row = {"gradient": gradient, "num_steps": num_steps, **json.loads(result.stdout.strip().splitlines()[-1])}
+            row = {"variant": variant, "num_steps": num_steps, **json.loads(result.stdout.strip().splitlines()[-1])}
             rows.append(row)
-            print(f"N={num_steps:4d} {gradient:9s} growth {row['growth_mib']:8.1f} MiB  step {row['step_s']*1000:8.1f} ms", flush=True)
+            print(f"N={num_steps:4d} {variant:13s} growth {row['growth_mib']:8.1f} MiB  step {row['step_s']*1000:8.1f} ms", flush=True)
 
-    print("\n| N | autodiff growth (MiB) | pathwise growth (MiB) | ratio | autodiff step (ms) | pathwise step (ms) | time ratio |")
-    print("|---|---|---|---|---|---|---|")
-    by_key = {(r["gradient"], r["num_steps"]): r for r in rows}
+    by_key = {(r["variant"], r["num_steps"]): r for r in rows}
+    names = [v for v in VARIANTS if v in args.variants]
+    print("\n| N | " + " | ".join(f"{v} growth (MiB)" for v in names) + " | " + " | ".join(f"{v} step (ms)" for v in names) + " |")
+    print("|---|" + "---|" * (2 * len(names)))
     for n in args.steps:
-        a, p = by_key.get(("autodiff", n)), by_key.get(("pathwise", n))
-        if a and p:
-            print(
-                f"| {n} | {a['growth_mib']:.1f} | {p['growth_mib']:.1f} | {p['growth_mib'] / a['growth_mib']:.2f} "
-                f"| {a['step_s']*1000:.0f} | {p['step_s']*1000:.0f} | {p['step_s'] / a['step_s']:.2f} |"
-            )
+        cells = [f"{by_key[(v, n)]['growth_mib']:.1f}" for v in names] + [f"{by_key[(v, n)]['step_s'] * 1000:.0f}" for v in names]
+        print(f"| {n} | " + " | ".join(cells) + " |")
+    first, last = args.steps[0], args.steps[-1]
+    print(f"\nGrowth from N={first} to N={last}: " + ", ".join(
+        f"{v} {by_key[(v, last)]['growth_mib'] / by_key[(v, first)]['growth_mib']:.2f}x" for v in names))
+    if "autodiff" in names:
+        print(f"At N={last}, growth and step time against autodiff: " + ", ".join(
+            f"{v} {by_key[(v, last)]['growth_mib'] / by_key[('autodiff', last)]['growth_mib']:.3f} / "
+            f"{by_key[(v, last)]['step_s'] / by_key[('autodiff', last)]['step_s']:.2f}" for v in names if v != "autodiff"))
+    if "heun_autodiff" in names and "reversible" in names:
+        print(f"Reversible against autodiff through the same solver at N={last}: time "
+              f"{by_key[('reversible', last)]['step_s'] / by_key[('heun_autodiff', last)]['step_s']:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -154,14 +154,16 @@ def median_seconds(step, repeats):
 
 
 def main():
-    keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="only keras_nsde autodiff, reference and torch")
     parser.add_argument("--xla", action="store_true", help="add XLA variants (on this CPU a step took ~64 s)")
     parser.add_argument("--mixed-precision", action="store_true", help="add a mixed_float16 keras_nsde variant")
+    parser.add_argument("--malloc", action="store_true", help="keep malloc instead of opting in to the pooled allocator")
     args = parser.parse_args()
+    if not args.malloc:
+        keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(args.batch, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, args.batch)
@@ -169,7 +171,7 @@ def main():
     variants = {"keras_nsde autodiff": lambda: keras_step(paper_classifier("cifar10", "multiplicative", sigma=SIGMA), False, x, y)}
     if not args.quick:
         variants["keras_nsde pathwise"] = lambda: keras_step(
-            paper_classifier("cifar10", "multiplicative", sigma=SIGMA, gradient="pathwise", checkpoints=NUM_STEPS), False, x, y)
+            paper_classifier("cifar10", "multiplicative", sigma=SIGMA, gradient=keras_nsde.gradients.Pathwise(checkpoints=NUM_STEPS)), False, x, y)
     if args.mixed_precision:
         variants["keras_nsde autodiff mixed_float16"] = lambda: keras_step(mixed_precision_classifier(), False, x, y)
     if args.xla:

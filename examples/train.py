@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 tf.get_logger().setLevel("ERROR")  # one trace per TestTimeEnsemble reads as "retracing"
 
 import keras_nsde  # noqa: E402
-from keras_nsde import data, evaluation  # noqa: E402
+from keras_nsde import brownian, data, evaluation  # noqa: E402
 from keras_nsde.callbacks import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: E402
 from keras_nsde.models import paper_classifier  # noqa: E402
 from keras_nsde.models.paper_classifier import INPUT_SHAPES  # noqa: E402
@@ -48,9 +48,10 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=0.1, help="first stage's SGD learning rate (momentum 0.9)")
     parser.add_argument("--num-steps", type=int, default=11)
-    parser.add_argument("--gradient", default="autodiff", choices=["autodiff", "pathwise"])
-    parser.add_argument("--solver", default="euler_maruyama", choices=["euler_maruyama", "milstein", "dopri5"],
-                        help="dopri5: TFP's adaptive Dormand-Prince (with --diffusion none)")
+    parser.add_argument("--gradient", default="autodiff", choices=["autodiff", "pathwise", "reversible"],
+                        help="reversible: with --solver reversible_heun")
+    parser.add_argument("--solver", default="euler_maruyama", choices=["euler_maruyama", "milstein", "reversible_heun", "dopri5"],
+                        help="dopri5: TFP's adaptive Dormand-Prince (with --diffusion none); reversible_heun: Stratonovich")
     parser.add_argument("--increments", default="gaussian", choices=["gaussian", "bernoulli"])
     parser.add_argument("--keep-prob", type=float, default=None, help="keep probability of Bernoulli increments")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 compute")
@@ -69,6 +70,9 @@ def parse_args(argv=None):
     parser.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity (1: progress bar)")
     parser.add_argument("--out", default="runs/train")
     args = parser.parse_args(argv)
+    if args.keep_prob is not None and args.increments != "bernoulli":
+        parser.error(f"--keep-prob applies to --increments bernoulli. Received: --keep-prob {args.keep_prob} "
+                     f"with --increments {args.increments}")
     args.epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
     args.batch_size = args.batch_size or DEFAULT_BATCH[args.dataset]
     if args.pgd_eps is None:
@@ -128,9 +132,10 @@ def staged_learning_rate(dataset, epochs, steps_per_epoch, base_lr):
 
 
 def build_compiled_model(args, steps_per_epoch):
+    increments = brownian.Bernoulli(args.keep_prob or 0.5) if args.increments == "bernoulli" else args.increments
     model = paper_classifier(
         args.dataset, args.diffusion, sigma=args.sigma, num_steps=args.num_steps, gradient=args.gradient,
-        seed=args.seed, solver=args.solver, increments=args.increments, keep_prob=args.keep_prob,
+        seed=args.seed, solver=args.solver, increments=increments,
     )
     schedule = staged_learning_rate(args.dataset, args.epochs, steps_per_epoch, args.lr)
     model.compile(

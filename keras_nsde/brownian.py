@@ -1,5 +1,7 @@
 """Brownian increments dW_n for a time grid of `num_steps` equal steps.
 
+    SDEBlock(increments="gaussian")   or   SDEBlock(increments=keras_nsde.brownian.Bernoulli(keep_prob=0.8))
+
 A path object hands the solver one increment per step, `path.increment(n)`,
 with the shape of the state h. The solver never samples: it asks the path.
 Seeded paths derive step n's increment from a per-call seed and n alone
@@ -11,7 +13,10 @@ equally valid path from it (its random kernels differ from TensorFlow's).
 
 import math
 
+import keras
 import tensorflow as tf
+
+from keras_nsde import registry
 
 
 class BrownianPath:
@@ -147,3 +152,53 @@ class SeededBernoulliIncrements(SeededIncrements):
         uniform = tf.random.stateless_uniform(self.shape, seed=seed, dtype=self.dtype, alg="philox")
         kept = tf.cast(uniform < p, self.dtype)
         return (kept / p - 1.0) / ((1.0 - p) / p) ** 0.5
+
+
+class Increments(registry.Configurable):
+    """The kind of noise that drives a block: makes each call's seeded `BrownianPath`."""
+
+    name = None
+
+    def path(self, seed, shape, dtype, num_steps, dt):
+        """The increments of one call: `num_steps` of them, each of variance dt, for a state of `shape`."""
+        raise NotImplementedError
+
+
+@keras.saving.register_keras_serializable(package="keras_nsde")
+class Gaussian(Increments):
+    """Brownian increments dW_n ~ N(0, dt) (`SeededGaussianIncrements`)."""
+
+    name = "gaussian"
+
+    def path(self, seed, shape, dtype, num_steps, dt):
+        return SeededGaussianIncrements(seed, shape, dtype, num_steps, dt)
+
+
+@keras.saving.register_keras_serializable(package="keras_nsde")
+class Bernoulli(Increments):
+    """Standardised dropout masks scaled by sqrt(dt) (`SeededBernoulliIncrements`).
+
+    Args:
+        keep_prob: p in (0, 1), the probability of keeping a unit (default 0.5).
+    """
+
+    name = "bernoulli"
+
+    def __init__(self, keep_prob=0.5):
+        if isinstance(keep_prob, bool) or not isinstance(keep_prob, (int, float)) or not 0.0 < keep_prob < 1.0:
+            raise ValueError(f"keep_prob must be in the open interval (0, 1). Received: keep_prob={keep_prob!r}")
+        self.keep_prob = float(keep_prob)
+
+    def path(self, seed, shape, dtype, num_steps, dt):
+        return SeededBernoulliIncrements(seed, shape, dtype, num_steps, dt, self.keep_prob)
+
+    def get_config(self):
+        return {"keep_prob": self.keep_prob}
+
+
+INCREMENTS_BY_NAME = {cls.name: cls for cls in (Gaussian, Bernoulli)}
+
+
+def get(identifier):
+    """An `Increments` from a name ("gaussian", "bernoulli"), a config dict or an instance."""
+    return registry.get(identifier, Increments, INCREMENTS_BY_NAME, "increments")

@@ -1,14 +1,16 @@
+import re
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nsde import SDEBlock, solvers
+from keras_nsde import SDEBlock, brownian, gradients, solvers
 
 
 def test_dopri5_block_matches_a_fine_euler_solve_and_counts_evaluations():
     x = np.random.default_rng(0).normal(size=(4, 3))
-    block = SDEBlock(solver="dopri5", rtol=1e-8, atol=1e-10, dtype="float64")
+    block = SDEBlock(solver=solvers.Dopri5(rtol=1e-8, atol=1e-10), dtype="float64")
     block.build(x.shape)
     fine = tf.function(lambda h: solvers.euler_maruyama(block.drift_fn, None, h, None, num_steps=4000))(tf.constant(x))
     np.testing.assert_allclose(block(x).numpy(), fine.numpy(), atol=2e-3)
@@ -20,7 +22,7 @@ def test_looser_tolerance_needs_fewer_evaluations():
     x = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
     counts = []
     for rtol in (1e-2, 1e-6):
-        block = SDEBlock(solver="dopri5", rtol=rtol, atol=rtol * 1e-2, seed=0)
+        block = SDEBlock(solver=solvers.Dopri5(rtol=rtol, atol=rtol * 1e-2), seed=0)
         block.build(x.shape)
         block.set_weights([np.full_like(w, 0.3) for w in block.get_weights()])
         block(x)
@@ -42,7 +44,7 @@ def test_dopri5_block_trains_in_fit_with_the_tfp_adjoint():
 
 def test_dopri5_gradient_agrees_with_fine_euler_autodiff():
     x = tf.constant(np.random.default_rng(1).normal(size=(2, 3)))
-    adaptive = SDEBlock(solver="dopri5", rtol=1e-9, atol=1e-11, dtype="float64")
+    adaptive = SDEBlock(solver=solvers.Dopri5(rtol=1e-9, atol=1e-11), dtype="float64")
     euler = SDEBlock(num_steps=2000, dtype="float64")
     for block in (adaptive, euler):
         block.build(x.shape)
@@ -64,15 +66,33 @@ def test_dopri5_gradient_agrees_with_fine_euler_autodiff():
     "kwargs, received",
     [
         ({"solver": "dopri5", "diffusion": "additive"}, "diffusion=Additive"),
-        ({"solver": "dopri5", "gradient": "pathwise"}, "gradient='pathwise'"),
+        ({"solver": "dopri5", "gradient": "pathwise"}, "gradient=Pathwise(checkpoints=None)"),
         ({"solver": "rk4"}, "solver='rk4'"),
+        ({"solver": 4}, "solver=4"),
         ({"rtol": 1e-3}, "rtol=0.001"),
         ({"increments": "uniform"}, "increments='uniform'"),
-        ({"keep_prob": 0.5}, "keep_prob=0.5 with increments='gaussian'"),
-        ({"increments": "bernoulli", "keep_prob": 1.0}, "keep_prob=1.0"),
-        ({"checkpoints": 3}, "checkpoints=3 with gradient='autodiff'"),
+        ({"keep_prob": 0.5}, "Bernoulli(keep_prob=...)"),
+        ({"checkpoints": 3}, "Pathwise(checkpoints=...)"),
+        ({"gradient": "reversible"}, "solver=EulerMaruyama()"),
+        ({"solver": "reversible_heun", "gradient": "pathwise"}, "solver=ReversibleHeun(interpretation='stratonovich')"),
+        ({"solver": solvers.ReversibleHeun("ito"), "diffusion": "dropout"}, "diffusion=Dropout"),
     ],
 )
 def test_value_error_for_solver_options_that_do_not_fit(kwargs, received):
-    with pytest.raises(ValueError, match=received.replace("(", r"\(")):
+    with pytest.raises(ValueError, match=re.escape(received)):
         SDEBlock(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "make, received",
+    [
+        (lambda: solvers.Dopri5(rtol=-1.0), "rtol=-1.0"),
+        (lambda: solvers.Dopri5(atol="small"), "atol='small'"),
+        (lambda: brownian.Bernoulli(keep_prob=1.0), "keep_prob=1.0"),
+        (lambda: gradients.Pathwise(checkpoints=0), "checkpoints=0"),
+        (lambda: solvers.ReversibleHeun("backward"), "interpretation='backward'"),
+    ],
+)
+def test_value_error_for_bad_solver_increments_and_gradient_arguments(make, received):
+    with pytest.raises(ValueError, match=received):
+        make()

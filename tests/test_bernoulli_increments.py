@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nsde import SDEBlock, solvers
+from keras_nsde import SDEBlock, brownian, solvers
 from keras_nsde.brownian import SeededBernoulliIncrements, SeededGaussianIncrements
 from tests.problems import GeometricBrownianMotion, fitted_order
 
@@ -61,7 +61,7 @@ def test_dropout_block_with_bernoulli_increments_is_a_masked_residual_step():
     x = np.random.default_rng(0).normal(size=(64, 6))
     keep_prob = 0.75
     block = SDEBlock(diffusion="dropout", sigma=np.sqrt((1 - keep_prob) / keep_prob), num_steps=1,
-                     increments="bernoulli", keep_prob=keep_prob, dtype="float64")
+                     increments=brownian.Bernoulli(keep_prob), dtype="float64")
     block.build(x.shape)
     seed = block.new_noise_seed()
     xi = block.brownian_path(tf.constant(x), seed).increment(0).numpy()
@@ -75,7 +75,7 @@ def test_pathwise_gradient_is_exact_with_bernoulli_increments():
     x = tf.constant(np.random.default_rng(1).normal(size=(3, 5)))
     blocks = []
     for gradient in ("autodiff", "pathwise"):
-        block = SDEBlock(diffusion="dropout", sigma=0.5, num_steps=4, increments="bernoulli", keep_prob=0.7,
+        block = SDEBlock(diffusion="dropout", sigma=0.5, num_steps=4, increments=brownian.Bernoulli(keep_prob=0.7),
                          gradient=gradient, seed=3, dtype="float64")
         block.build(x.shape)
         blocks.append(block)

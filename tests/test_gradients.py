@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nsde import SDEBlock, diffusions
+from keras_nsde import SDEBlock, diffusions, gradients
 from keras_nsde.gradients import pathwise_jvp
 from tests.custom_diffusion import TanhDiffusion
 
@@ -22,11 +22,9 @@ TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 def twin_blocks(state, diffusion, dtype, checkpoints=None, **kwargs):
     """An autodiff and a pathwise block with the same weights and seed."""
     blocks = []
-    for gradient in ("autodiff", "pathwise"):
-        pathwise_only = {"checkpoints": checkpoints} if gradient == "pathwise" else {}
+    for gradient in (gradients.Autodiff(), gradients.Pathwise(checkpoints)):
         block = SDEBlock(
-            diffusion=DIFFUSION_CASES[diffusion](dtype), num_steps=5, seed=1, gradient=gradient, dtype=dtype,
-            **pathwise_only, **kwargs,
+            diffusion=DIFFUSION_CASES[diffusion](dtype), num_steps=5, seed=1, gradient=gradient, dtype=dtype, **kwargs
         )
         block.build((None,) + STATES[state][1:])
         blocks.append(block)

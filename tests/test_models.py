@@ -25,7 +25,7 @@ def test_defaults_follow_the_authors_solver_and_sigma():
 
 def test_overrides_reach_the_sde_block():
     block = paper_classifier("digits", "dropout", sigma=0.3, num_steps=4, gradient="pathwise").get_layer("sde_block")
-    assert (block.num_steps, block.gradient, block.diffusion.sigma) == (4, "pathwise", 0.3)
+    assert (block.num_steps, block.gradient.name, block.diffusion.sigma) == (4, "pathwise", 0.3)
 
 
 def test_digits_classifier_outputs_logits_for_8x8_images():

@@ -46,6 +46,11 @@ class Diffusion(keras.layers.Layer):
         """
         return None
 
+    @property
+    def has_derivative(self):
+        """Whether this diffusion gives dG_i/dh_i in closed form (it overrides `derivative`)."""
+        return type(self).derivative is not Diffusion.derivative
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

@@ -1,21 +1,26 @@
-"""Gradient methods for the SDE solve: autodiff through the loop, or pathwise."""
+"""Gradient methods for the SDE solve: autodiff through the loop, pathwise (Theorem 3.1), or reversible."""
 
+from keras_nsde import registry
 from keras_nsde.gradients.jvp import pathwise_jvp
+from keras_nsde.gradients.methods import Autodiff, GradientMethod, Pathwise, Reversible
 from keras_nsde.gradients.pathwise import integrate_pathwise
-from keras_nsde.solvers.loop import integrate
+from keras_nsde.gradients.reversible import integrate_reversible
 
-GRADIENT_METHODS = ("autodiff", "pathwise")
-
-
-def integrate_with(method, step, h0, num_steps, return_trajectory=False, checkpoints=None):
-    """Runs the time loop with the named gradient method.
-
-    "autodiff": backpropagation through the `tf.while_loop` (every step's
-    activations are kept: O(N) memory). "pathwise": `integrate_pathwise`.
-    """
-    if method == "pathwise":
-        return integrate_pathwise(step, h0, num_steps, return_trajectory, checkpoints)
-    return integrate(step, h0, num_steps, return_trajectory)
+BY_NAME = {cls.name: cls for cls in (Autodiff, Pathwise, Reversible)}
 
 
-__all__ = ["GRADIENT_METHODS", "integrate_pathwise", "integrate_with", "pathwise_jvp"]
+def get(identifier):
+    """A `GradientMethod` from a name ("autodiff", "pathwise", "reversible"), a config or an instance."""
+    return registry.get(identifier, GradientMethod, BY_NAME, "gradient")
+
+
+__all__ = [
+    "Autodiff",
+    "GradientMethod",
+    "Pathwise",
+    "Reversible",
+    "get",
+    "integrate_pathwise",
+    "integrate_reversible",
+    "pathwise_jvp",
+]

@@ -17,23 +17,11 @@ result equals autodiff through the unrolled loop up to rounding, while only
 checkpoints of h are kept instead of every step's internal activations.
 """
 
-import contextlib
 import math
 
 import tensorflow as tf
 
-
-@contextlib.contextmanager
-def _tapes_paused():
-    """Stops every gradient tape on this thread from recording, for the block's duration.
-
-    Eagerly, a custom-gradient function's forward ops are recorded on the
-    caller's tapes, which would keep every step's activations alive; a tape's
-    `stop_recording` pauses the whole tape set (graph mode needs no such help).
-    """
-    with tf.GradientTape() as tape:
-        with tape.stop_recording():
-            yield
+from keras_nsde.gradients.accumulate import WeightGradients, tapes_paused
 
 
 def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints=None):
@@ -95,7 +83,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
             h, _ = run(h, *segment_bounds(s))
             return s + 1, h, checkpoint_states
 
-        with _tapes_paused():
+        with tapes_paused():
             _, h_final, checkpoint_states = tf.while_loop(
                 lambda s, *_: s < num_segments,
                 forward_segment,
@@ -108,8 +96,9 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
 
         def grad_fn(upstream, variables=None):
             variables = list(variables or [])
+            accumulate = WeightGradients(variables)
             adjoint = upstream[-1] if return_trajectory else upstream
-            weight_grads = tf.zeros([_num_elements(variables)], _grad_dtype(variables))
+            weight_grads = accumulate.zeros()
 
             def segment_body(s, adjoint, weight_grads):
                 start, stop = segment_bounds(s)
@@ -126,7 +115,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
                     adjoint = grads[0]
                     if return_trajectory:
                         adjoint = adjoint + upstream[n]
-                    weight_grads = weight_grads + _flat(grads[1:], variables)
+                    weight_grads = weight_grads + accumulate.flat(grads[1:])
                     return n - 1, adjoint, weight_grads
 
                 _, adjoint, weight_grads = tf.while_loop(
@@ -139,45 +128,8 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
                 segment_body,
                 (tf.constant(num_segments - 1), adjoint, weight_grads),
             )
-            return adjoint, _unflat(weight_grads, variables)
+            return adjoint, accumulate.split(weight_grads)
 
         return output, grad_fn
 
     return solve(h0)
-
-
-def _dense(grad, variable):
-    """A dense gradient for `variable` (zeros where the step does not read it)."""
-    if grad is None:
-        return tf.zeros_like(variable)
-    return tf.convert_to_tensor(grad)
-
-
-def _num_elements(variables):
-    return sum(v.shape.num_elements() for v in variables)
-
-
-def _grad_dtype(variables):
-    """The widest of the variables' dtypes: every weight gradient is accumulated in it."""
-    return max((v.dtype for v in variables), key=lambda dtype: dtype.size, default=tf.float32)
-
-
-def _flat(grads, variables):
-    """One step's weight gradients as one flat vector (zeros where the step does not read a variable).
-
-    Accumulating one concatenated vector keeps each loop iteration to a single
-    two-input add. Per-variable `acc + g`, where g is itself a sum (a variable
-    read twice), is rewritten by Grappler into one AddN with the loop variable
-    as an input and then into a TemporaryVariable accumulation, whose
-    resource names collide between iterations of the nested backward loops
-    on CPUs ("AlreadyExistsError ... AddOpsRewrite ... tmp_var",
-    tensorflow issues 23780, 33713, 37740).
-    """
-    if not variables:
-        return tf.zeros([0], _grad_dtype(variables))
-    return tf.concat([tf.reshape(tf.cast(_dense(g, v), _grad_dtype(variables)), [-1]) for g, v in zip(grads, variables)], axis=0)
-
-
-def _unflat(flat, variables):
-    sizes = [v.shape.num_elements() for v in variables]
-    return [tf.cast(tf.reshape(part, v.shape), v.dtype) for part, v in zip(tf.split(flat, sizes), variables)] if variables else []

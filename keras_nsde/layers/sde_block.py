@@ -6,15 +6,18 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_nsde import diffusions
-from keras_nsde.brownian import GivenIncrements, SeededBernoulliIncrements, SeededGaussianIncrements
-from keras_nsde.gradients import GRADIENT_METHODS, integrate_with
+from keras_nsde import brownian, diffusions, gradients, solvers
+from keras_nsde.brownian import GivenIncrements
 from keras_nsde.layers.drifts import default_drift
-from keras_nsde.solvers import euler_maruyama_step, integrate, milstein_step
-from keras_nsde.solvers.adaptive import dormand_prince
+from keras_nsde.solvers import SDETerms, integrate
 
-SOLVERS = ("euler_maruyama", "milstein", "dopri5")
-INCREMENTS = {"gaussian": SeededGaussianIncrements, "bernoulli": SeededBernoulliIncrements}
+# Arguments that earlier releases took and that now live on the objects they configure.
+MOVED_ARGUMENTS = {
+    "checkpoints": "gradient=keras_nsde.gradients.Pathwise(checkpoints=...)",
+    "keep_prob": "increments=keras_nsde.brownian.Bernoulli(keep_prob=...)",
+    "rtol": "solver=keras_nsde.solvers.Dopri5(rtol=..., atol=...)",
+    "atol": "solver=keras_nsde.solvers.Dopri5(rtol=..., atol=...)",
+}
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
@@ -43,20 +46,21 @@ class SDEBlock(keras.layers.Layer):
         return_trajectory: return all N + 1 states, shape
             `(batch, num_steps + 1) + state_shape`, instead of h(t1).
         seed: int seed of the Brownian paths; None draws one at random.
-        gradient: "autodiff" (backprop through the unrolled steps, O(N)
-            memory) or "pathwise" (Theorem 3.1, recomputes instead of storing;
-            see `keras_nsde.gradients.pathwise`).
-        checkpoints: with gradient="pathwise", how many states the forward
-            pass keeps; None keeps about sqrt(N). See `integrate_pathwise`.
-        solver: "euler_maruyama" (strong order 1/2), "milstein" (strong
-            order 1 for elementwise diffusions; see `solvers.milstein_step`),
-            or "dopri5": TFP's adaptive Dormand-Prince with adjoint gradients,
-            for diffusion="none" only (the Neural ODE baseline; the number of
+        gradient: how the solve is differentiated, a `keras_nsde.gradients`
+            method or its name: "autodiff" (backprop through the unrolled
+            steps, O(N) memory), "pathwise" (Theorem 3.1, recomputes instead
+            of storing; `Pathwise(checkpoints=C)`), or "reversible" (with
+            solver="reversible_heun": exact, O(1) stored states).
+        solver: a `keras_nsde.solvers` solver or its name: "euler_maruyama"
+            (Itô, strong order 1/2), "milstein" (Itô, strong order 1 for
+            elementwise diffusions), "reversible_heun" (algebraically
+            reversible; Stratonovich unless `ReversibleHeun(interpretation="ito")`),
+            or "dopri5" (`Dopri5(rtol, atol)`: TFP's adaptive Dormand-Prince
+            with adjoint gradients, for diffusion="none" only; the number of
             drift evaluations of the last call is in `block.nfe`).
-        increments: "gaussian" (Brownian increments) or "bernoulli"
-            (standardised dropout masks, `brownian.SeededBernoulliIncrements`).
-        keep_prob: the Bernoulli increments' keep probability p (default 0.5).
-        rtol, atol: Dormand-Prince tolerances (default 1e-3 and 1e-6).
+        increments: a `keras_nsde.brownian` increments kind or its name:
+            "gaussian" (Brownian increments) or "bernoulli" (standardised
+            dropout masks, `Bernoulli(keep_prob=p)`).
         **kwargs: base `Layer` arguments (name, dtype, ...).
 
     Call arguments:
@@ -82,14 +86,17 @@ class SDEBlock(keras.layers.Layer):
         return_trajectory=False,
         seed=None,
         gradient="autodiff",
-        checkpoints=None,
         solver="euler_maruyama",
         increments="gaussian",
-        keep_prob=None,
-        rtol=None,
-        atol=None,
         **kwargs,
     ):
+        moved = sorted(set(kwargs) & set(MOVED_ARGUMENTS))
+        if moved:
+            raise ValueError(
+                f"SDEBlock no longer takes {', '.join(moved)}: pass "
+                f"{'; '.join(sorted({MOVED_ARGUMENTS[name] for name in moved}))}. "
+                f"Received: {', '.join(f'{name}={kwargs[name]!r}' for name in moved)}"
+            )
         super().__init__(**kwargs)
         _check_tensorflow_backend()
         if drift is not None and not isinstance(drift, keras.layers.Layer):
@@ -98,32 +105,6 @@ class SDEBlock(keras.layers.Layer):
             raise ValueError(f"num_steps must be an int >= 1. Received: num_steps={num_steps!r}")
         if not float(t1) > float(t0):
             raise ValueError(f"t1 must be greater than t0. Received: t0={t0!r}, t1={t1!r}")
-        if gradient not in GRADIENT_METHODS:
-            raise ValueError(
-                f"gradient must be one of {sorted(GRADIENT_METHODS)}. Received: gradient={gradient!r}"
-            )
-        if checkpoints is not None and (
-            isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 1
-        ):
-            raise ValueError(
-                f"checkpoints must be None or an int >= 1. Received: checkpoints={checkpoints!r}"
-            )
-        if checkpoints is not None and gradient != "pathwise":
-            raise ValueError(
-                f"checkpoints applies to gradient='pathwise' only. Received: checkpoints={checkpoints!r} "
-                f"with gradient={gradient!r}"
-            )
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {list(SOLVERS)}. Received: solver={solver!r}")
-        if increments not in INCREMENTS:
-            raise ValueError(f"increments must be one of {sorted(INCREMENTS)}. Received: increments={increments!r}")
-        if keep_prob is not None and (increments != "bernoulli" or not 0.0 < keep_prob < 1.0):
-            raise ValueError(
-                "keep_prob must be in (0, 1) and needs increments='bernoulli'. "
-                f"Received: keep_prob={keep_prob!r} with increments={increments!r}"
-            )
-        if (rtol is not None or atol is not None) and solver != "dopri5":
-            raise ValueError(f"rtol and atol apply to solver='dopri5' only. Received: rtol={rtol!r}, atol={atol!r}")
         self.drift = drift
         self.uses_default_drift = drift is None
         self.diffusion = diffusions.get(diffusion, sigma=sigma, dtype=self.dtype_policy)
@@ -133,19 +114,11 @@ class SDEBlock(keras.layers.Layer):
         self.test_time_noise = bool(test_time_noise)
         self.return_trajectory = bool(return_trajectory)
         self.seed = seed
-        self.gradient = gradient
-        self.checkpoints = checkpoints
-        self.solver = solver
-        self.increments = increments
-        self.keep_prob = keep_prob
-        self.rtol = rtol
-        self.atol = atol
-        if solver == "dopri5" and (self.diffusion.is_noisy or gradient != "autodiff"):
-            raise ValueError(
-                "solver='dopri5' integrates the Neural ODE (diffusion='none') with TFP's adjoint "
-                f"gradient (gradient='autodiff'). Received: diffusion={type(self.diffusion).__name__}, "
-                f"gradient={gradient!r}"
-            )
+        self.solver = solvers.get(solver)
+        self.gradient = gradients.get(gradient)
+        self.increments = brownian.get(increments)
+        self.solver.check(self.diffusion)
+        self.gradient.check(self.solver)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._drift_checked = False
 
@@ -165,7 +138,7 @@ class SDEBlock(keras.layers.Layer):
             )
         if not self.diffusion.built:
             self.diffusion.build(input_shape)
-        if self.solver == "dopri5":
+        if self.solver.adaptive:
             self.nfe = self.add_weight(name="nfe", shape=(), dtype="int32", initializer="zeros", trainable=False)
         self.built = True
 
@@ -210,9 +183,7 @@ class SDEBlock(keras.layers.Layer):
             noise_seed = self.new_noise_seed()
         elif isinstance(noise_seed, int):
             noise_seed = [noise_seed, 0]
-        path_type = INCREMENTS[self.increments]
-        extra = {} if self.keep_prob is None else {"keep_prob": self.keep_prob}
-        return path_type(noise_seed, tf.shape(h0), h0.dtype, self.num_steps, self.dt, **extra)
+        return self.increments.path(noise_seed, tf.shape(h0), h0.dtype, self.num_steps, self.dt)
 
     def _check_increments_shape(self, dW, h0):
         expected = (self.num_steps,) + tuple(h0.shape)
@@ -257,40 +228,42 @@ class SDEBlock(keras.layers.Layer):
         path = self.brownian_path(inputs, noise_seed, dW) if noisy else None
         return self.solve(inputs, path)
 
+    def terms(self):
+        """The block's vector fields as `SDETerms` (f, G, dG/dh) for a solver."""
+        return SDETerms(self.drift_fn, self.diffusion_fn, self.diffusion_derivative_fn)
+
     def solve(self, h0, path, gradient=None):
         """h(t1), or the trajectory, from h0 on a given Brownian path (None: no noise).
 
-        Eq. (3), one Euler-Maruyama step at a time: drift, diffusion,
-        increment, step. `gradient` overrides the block's gradient method.
+        Eq. (3), one solver step at a time: drift, diffusion, increment, step.
+        `gradient` (a method or its name) overrides the block's gradient method.
         """
-        if self.solver == "dopri5":
+        if self.solver.adaptive:
             return self._solve_adaptive(h0)
-        h = integrate_with(
-            gradient or self.gradient, self.step_fn(path), h0, self.num_steps, self.return_trajectory, self.checkpoints
-        )
+        method = self.gradient if gradient is None else gradients.get(gradient)
+        method.check(self.solver)
+        h = method.solve(self.solver, self.terms(), path, h0, self.t0, self.dt, self.num_steps, self.return_trajectory)
         return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
 
     def step_fn(self, path):
-        """The block's fixed-step scheme on `path` (None: no noise), `step(h, n) -> h_{n+1}`."""
-        if self.solver == "milstein":
-            return milstein_step(self.drift_fn, self.diffusion_fn, path, self.t0, self.dt, self.diffusion_derivative_fn)
-        return euler_maruyama_step(self.drift_fn, self.diffusion_fn, path, self.t0, self.dt)
+        """One step of the block's (one-state) solver on `path` (None: no noise), `step(h, n) -> h_{n+1}`."""
+        if not self.solver.single_state:
+            raise ValueError(f"step_fn needs a one-state solver. Received: solver={self.solver!r}")
+        return self.solver.step_fn(self.terms(), path, self.t0, self.dt)
 
     def trajectory(self, h0, path=None):
         """All N + 1 states on `path` (None: no noise), time-major `(num_steps + 1,) + h0.shape`."""
-        if self.solver == "dopri5":
-            raise ValueError("trajectory() needs a fixed-step solver. Received: solver='dopri5'")
-        return integrate(self.step_fn(path), h0, self.num_steps, return_trajectory=True)
+        if self.solver.adaptive:
+            raise ValueError(f"trajectory() needs a fixed-step solver. Received: solver={self.solver!r}")
+        terms = self.terms()
+        step = self.solver.step_fn(terms, path, self.t0, self.dt)
+        state = self.solver.initial_state(terms, path, h0, self.t0)
+        return integrate(step, state, self.num_steps, return_trajectory=True, output=self.solver.output)
 
     def _solve_adaptive(self, h0):
-        """Dormand-Prince with TFP's adjoint; records the drift evaluations in `nfe`."""
+        """The adaptive solver (Dopri5, with TFP's adjoint); records the drift evaluations in `nfe`."""
         times = tf.linspace(self.t0, self.t1, self.num_steps + 1) if self.return_trajectory else None
-        h, nfe = dormand_prince(
-            self.drift_fn, h0, self.t0, self.t1,
-            rtol=1e-3 if self.rtol is None else self.rtol,
-            atol=1e-6 if self.atol is None else self.atol,
-            return_trajectory_at=times,
-        )
+        h, nfe = self.solver.solve(self.drift_fn, h0, self.t0, self.t1, return_trajectory_at=times)
         self.nfe.assign(tf.cast(nfe, "int32"))
         return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
 
@@ -310,21 +283,31 @@ class SDEBlock(keras.layers.Layer):
             "test_time_noise": self.test_time_noise,
             "return_trajectory": self.return_trajectory,
             "seed": self.seed,
-            "gradient": self.gradient,
-            "checkpoints": self.checkpoints,
-            "solver": self.solver,
-            "increments": self.increments,
-            "keep_prob": self.keep_prob,
-            "rtol": self.rtol,
-            "atol": self.atol,
+            "gradient": keras.saving.serialize_keras_object(self.gradient),
+            "solver": keras.saving.serialize_keras_object(self.solver),
+            "increments": keras.saving.serialize_keras_object(self.increments),
         }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = upgrade_config(config)
         if config.get("drift") is not None:
             config["drift"] = keras.saving.deserialize_keras_object(config["drift"])
         return cls(**config)
+
+
+def upgrade_config(config):
+    """A config of an earlier release (names plus checkpoints, keep_prob, rtol, atol) in today's form."""
+    config = dict(config)
+    checkpoints, keep_prob = config.pop("checkpoints", None), config.pop("keep_prob", None)
+    rtol, atol = config.pop("rtol", None), config.pop("atol", None)
+    if config.get("gradient") == "pathwise" and checkpoints is not None:
+        config["gradient"] = gradients.Pathwise(checkpoints)
+    if config.get("increments") == "bernoulli" and keep_prob is not None:
+        config["increments"] = brownian.Bernoulli(keep_prob)
+    if config.get("solver") == "dopri5":
+        config["solver"] = solvers.Dopri5(rtol=1e-3 if rtol is None else rtol, atol=1e-6 if atol is None else atol)
+    return config
 
 
 def _check_tensorflow_backend():

@@ -1,8 +1,44 @@
 """An adaptive Neural ODE baseline: TensorFlow Probability's Dormand-Prince (RK45)."""
 
+import keras
 import tensorflow as tf
 
 from keras_nsde import optional
+from keras_nsde.solvers.base import Solver
+
+
+@keras.saving.register_keras_serializable(package="keras_nsde")
+class Dopri5(Solver):
+    """Adaptive Dormand-Prince (TFP) for the Neural ODE (diffusion "none"), with TFP's adjoint gradient.
+
+    Args:
+        rtol, atol: relative and absolute error tolerances per step.
+    """
+
+    name = "dopri5"
+    adaptive = True
+    strong_order = None
+    weak_order = None
+
+    def __init__(self, rtol=1e-3, atol=1e-6):
+        for name, value in (("rtol", rtol), ("atol", atol)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
+        self.rtol = float(rtol)
+        self.atol = float(atol)
+
+    def check(self, diffusion):
+        if diffusion.is_noisy:
+            raise ValueError(
+                "Dopri5 integrates the Neural ODE (diffusion='none'). "
+                f"Received: diffusion={type(diffusion).__name__}"
+            )
+
+    def solve(self, drift_fn, h0, t0, t1, return_trajectory_at=None):
+        return dormand_prince(drift_fn, h0, t0, t1, self.rtol, self.atol, return_trajectory_at)
+
+    def get_config(self):
+        return {"rtol": self.rtol, "atol": self.atol}
 
 
 def dormand_prince(drift_fn, h0, t0=0.0, t1=1.0, rtol=1e-3, atol=1e-6, return_trajectory_at=None):
@@ -24,7 +60,6 @@ def dormand_prince(drift_fn, h0, t0=0.0, t1=1.0, rtol=1e-3, atol=1e-6, return_tr
         NFE is the number of drift evaluations of the forward solve (int32).
     """
     tfp = optional.require("tensorflow_probability", extra="dopri5")
-
     solver = tfp.math.ode.DormandPrince(rtol=rtol, atol=atol)
     times = [t1] if return_trajectory_at is None else return_trajectory_at
     results = solver.solve(lambda t, h: drift_fn(h, tf.cast(t, h.dtype)), t0, h0, solution_times=times)

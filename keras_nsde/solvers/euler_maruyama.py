@@ -1,9 +1,9 @@
 """Euler-Maruyama: h_{n+1} = h_n + f(h_n, t_n) dt + G(h_n, t_n, f) * dW_n."""
 
-from keras_nsde.solvers.fixed_step import solve_fixed_step, step_time
+import keras
 
-STRONG_ORDER = 0.5
-WEAK_ORDER = 1.0
+from keras_nsde.solvers.base import SDETerms, Solver
+from keras_nsde.solvers.fixed_step import solve_fixed_step, step_time
 
 
 def euler_maruyama_step(drift_fn, diffusion_fn, path, t0, dt):
@@ -27,6 +27,18 @@ def euler_maruyama_step(drift_fn, diffusion_fn, path, t0, dt):
         return h_next
 
     return step
+
+
+@keras.saving.register_keras_serializable(package="keras_nsde")
+class EulerMaruyama(Solver):
+    """Euler-Maruyama (Itô): strong order 1/2, weak order 1; strong order 1 for additive noise."""
+
+    name = "euler_maruyama"
+    strong_order = 0.5
+    weak_order = 1.0
+
+    def step_fn(self, terms, path, t0, dt):
+        return euler_maruyama_step(terms.drift, terms.diffusion, path, t0, dt)
 
 
 def euler_maruyama(
@@ -57,8 +69,5 @@ def euler_maruyama(
     Returns:
         h at t1 (h0's shape and dtype), or the trajectory.
     """
-
-    def make_step(path, t0, dt):
-        return euler_maruyama_step(drift_fn, diffusion_fn, path, t0, dt)
-
-    return solve_fixed_step(make_step, h0, dW, t0, t1, return_trajectory, num_steps, diffusion_fn is not None)
+    terms = SDETerms(drift_fn, diffusion_fn)
+    return solve_fixed_step(EulerMaruyama(), terms, h0, dW, t0, t1, return_trajectory, num_steps)

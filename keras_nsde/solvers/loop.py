@@ -3,36 +3,45 @@
 import tensorflow as tf
 
 
-def integrate(step, h0, num_steps, return_trajectory=False):
-    """Applies h_{n+1} = step(h_n, n) for n = 0 .. num_steps - 1.
+def integrate(step, state0, num_steps, return_trajectory=False, output=None):
+    """Applies state_{n+1} = step(state_n, n) for n = 0 .. num_steps - 1.
 
     The loop is a `tf.while_loop` (a graph loop under `tf.function` and XLA,
     a plain Python loop eagerly), so tracing cost does not grow with N.
 
+    Args:
+        step: `step(state, n) -> next state`; a state is a tensor or a tuple of tensors.
+        state0: the initial state.
+        num_steps: N.
+        return_trajectory: also keep h_n = output(state_n) for every n.
+        output: `output(state) -> h` (default: the state itself).
+
     Returns:
-        h_N, or all states stacked with shape `(num_steps + 1,) + h0.shape`
+        h_N, or all h_n stacked with shape `(num_steps + 1,) + h.shape`
         when `return_trajectory` is True.
     """
+    output = output or (lambda state: state)
     if not return_trajectory:
-        _, h_final = tf.while_loop(
-            lambda n, h: n < num_steps,
-            lambda n, h: (n + 1, step(h, n)),
-            (tf.constant(0), h0),
+        _, final = tf.while_loop(
+            lambda n, state: n < num_steps,
+            lambda n, state: (n + 1, step(state, n)),
+            (tf.constant(0), state0),
             maximum_iterations=num_steps,
         )
-        return h_final
+        return output(final)
 
+    h0 = output(state0)
     states = tf.TensorArray(h0.dtype, size=num_steps + 1, element_shape=h0.shape)
     states = states.write(0, h0)
 
-    def body(n, h, states):
-        h_next = step(h, n)
-        return n + 1, h_next, states.write(n + 1, h_next)
+    def body(n, state, states):
+        state = step(state, n)
+        return n + 1, state, states.write(n + 1, output(state))
 
     _, _, states = tf.while_loop(
-        lambda n, h, states: n < num_steps,
+        lambda n, state, states: n < num_steps,
         body,
-        (tf.constant(0), h0, states),
+        (tf.constant(0), state0, states),
         maximum_iterations=num_steps,
     )
     return states.stack()

@@ -1,9 +1,9 @@
 """Milstein: Euler-Maruyama plus the Ito correction 1/2 G dG/dh (dW^2 - dt), strong order 1."""
 
-from keras_nsde.solvers.fixed_step import solve_fixed_step, step_time
+import keras
 
-STRONG_ORDER = 1.0
-WEAK_ORDER = 1.0
+from keras_nsde.solvers.base import SDETerms, Solver
+from keras_nsde.solvers.fixed_step import solve_fixed_step, step_time
 
 
 def milstein_step(drift_fn, diffusion_fn, path, t0, dt, diffusion_derivative_fn=None):
@@ -50,6 +50,18 @@ def milstein_step(drift_fn, diffusion_fn, path, t0, dt, diffusion_derivative_fn=
     return step
 
 
+@keras.saving.register_keras_serializable(package="keras_nsde")
+class Milstein(Solver):
+    """Milstein (Itô): strong order 1 for elementwise diffusions (see `milstein_step`), weak order 1."""
+
+    name = "milstein"
+    strong_order = 1.0
+    weak_order = 1.0
+
+    def step_fn(self, terms, path, t0, dt):
+        return milstein_step(terms.drift, terms.diffusion, path, t0, dt, terms.derivative)
+
+
 def milstein(
     drift_fn,
     diffusion_fn,
@@ -67,7 +79,5 @@ def milstein(
     (`G'(h, t, f)` = dG_i/dh_i; None selects the derivative-free form).
     """
 
-    def make_step(path, t0, dt):
-        return milstein_step(drift_fn, diffusion_fn, path, t0, dt, diffusion_derivative_fn)
-
-    return solve_fixed_step(make_step, h0, dW, t0, t1, return_trajectory, num_steps, diffusion_fn is not None)
+    terms = SDETerms(drift_fn, diffusion_fn, diffusion_derivative_fn)
+    return solve_fixed_step(Milstein(), terms, h0, dW, t0, t1, return_trajectory, num_steps)
