@@ -34,6 +34,10 @@ class GeometricBrownianMotion:
         brownian_end = dW.sum(axis=0)
         return self.x0 * np.exp((self.mu - 0.5 * self.sigma**2) * t1 + self.sigma * brownian_end)
 
+    def exact_stratonovich(self, dW, t1=1.0):
+        """The solution of the Stratonovich SDE dx = mu x dt + sigma x o dB: x_0 exp(mu T + sigma B_T)."""
+        return self.x0 * np.exp(self.mu * t1 + self.sigma * dW.sum(axis=0))
+
     def mean(self, t):
         return self.x0 * np.exp(self.mu * t)
 

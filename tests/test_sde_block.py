@@ -1,3 +1,5 @@
+import os
+
 import keras
 from keras import ops
 import numpy as np
@@ -255,3 +257,23 @@ def test_value_error_on_a_backend_other_than_tensorflow(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(ValueError, match="backend='jax'"):
         SDEBlock()
+
+
+LEGACY = os.path.join(os.path.dirname(__file__), "data", "legacy_0_1_0")
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("pathwise_checkpoints", lambda b: b.gradient == keras_nsde.gradients.Pathwise(checkpoints=2)),
+        ("bernoulli_keep_prob", lambda b: b.increments == keras_nsde.brownian.Bernoulli(keep_prob=0.7)),
+        ("dopri5_tolerances", lambda b: b.solver == keras_nsde.solvers.Dopri5(rtol=1e-4, atol=1e-7)),
+        ("milstein", lambda b: b.solver == keras_nsde.solvers.Milstein()),
+    ],
+)
+def test_keras_files_of_release_0_1_0_still_load(name, expected):
+    """Files saved by keras_nsde 0.1.0, whose SDEBlock took checkpoints, keep_prob, rtol and atol."""
+    reference = np.load(os.path.join(LEGACY, "outputs.npz"))
+    model = keras.saving.load_model(os.path.join(LEGACY, f"{name}.keras"))
+    assert expected(model.get_layer("block"))
+    np.testing.assert_allclose(model(reference["x"], training=False).numpy(), reference[name], rtol=1e-5, atol=1e-6)

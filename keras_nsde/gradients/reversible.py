@@ -62,7 +62,7 @@ def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_traj
                 state = step(state, n)
                 return n + 1, state, trajectory.write(n + 1, state[0]) if return_trajectory else trajectory
 
-            _, final, trajectory = tf.while_loop(
+            steps_done, final, trajectory = tf.while_loop(
                 lambda n, *_: n < num_steps, body, (tf.constant(0), state, trajectory), maximum_iterations=num_steps
             )
         output = trajectory.stack() if return_trajectory else final[0]
@@ -83,8 +83,11 @@ def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_traj
 
             dt_h = tf.constant(dt, h0.dtype)
             Y = upstream[num_steps] if return_trajectory else upstream
-            dW_last = increment(num_steps - 1)
-            _, Y_hat, weight_grads = vjp(final[1], tf.constant(num_steps), [0.5 * dt_h * Y, 0.5 * dW_last * Y])
+            # The step index comes from the forward loop, not a constant: Grappler would constant-fold a
+            # seeded draw at a constant index with TensorFlow's kernel, whose numbers differ from XLA's.
+            last = steps_done - 1
+            dW_last = increment(last)
+            _, Y_hat, weight_grads = vjp(final[1], steps_done, [0.5 * dt_h * Y, 0.5 * dW_last * Y])
 
             def body(n, state, Y, Y_hat, dW, weight_grads):
                 """Backward through step n: from state n + 1 and (Y, Y^)_{n+1} to state n and (Y, Y^)_n."""
@@ -106,7 +109,7 @@ def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_traj
             _, _, Y, Y_hat, _, weight_grads = tf.while_loop(
                 lambda n, *_: n >= 0,
                 body,
-                (tf.constant(num_steps - 1), final, Y, Y_hat, dW_last, weight_grads),
+                (last, final, Y, Y_hat, dW_last, weight_grads),
                 maximum_iterations=num_steps,
             )
             return Y + Y_hat, accumulate.split(weight_grads)
