@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 tf.get_logger().setLevel("ERROR")  # one trace per TestTimeEnsemble reads as "retracing"
 
 import keras_nsde  # noqa: E402
-from keras_nsde import brownian, data, evaluation  # noqa: E402
+from keras_nsde import brownian, data, evaluation, solvers  # noqa: E402
 from keras_nsde.callbacks import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: E402
 from keras_nsde.models import paper_classifier  # noqa: E402
 from keras_nsde.models.paper_classifier import INPUT_SHAPES  # noqa: E402
@@ -52,6 +52,8 @@ def parse_args(argv=None):
                         help="reversible: with --solver reversible_heun")
     parser.add_argument("--solver", default="euler_maruyama", choices=["euler_maruyama", "milstein", "reversible_heun", "dopri5"],
                         help="dopri5: TFP's adaptive Dormand-Prince (with --diffusion none); reversible_heun: Stratonovich")
+    parser.add_argument("--interpretation", default=None, choices=["stratonovich", "ito"],
+                        help="with --solver reversible_heun: the SDE it solves (default stratonovich)")
     parser.add_argument("--increments", default="gaussian", choices=["gaussian", "bernoulli"])
     parser.add_argument("--keep-prob", type=float, default=None, help="keep probability of Bernoulli increments")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 compute")
@@ -70,6 +72,9 @@ def parse_args(argv=None):
     parser.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity (1: progress bar)")
     parser.add_argument("--out", default="runs/train")
     args = parser.parse_args(argv)
+    if args.interpretation is not None and args.solver != "reversible_heun":
+        parser.error(f"--interpretation applies to --solver reversible_heun. Received: --interpretation "
+                     f"{args.interpretation} with --solver {args.solver}")
     if args.keep_prob is not None and args.increments != "bernoulli":
         parser.error(f"--keep-prob applies to --increments bernoulli. Received: --keep-prob {args.keep_prob} "
                      f"with --increments {args.increments}")
@@ -133,9 +138,10 @@ def staged_learning_rate(dataset, epochs, steps_per_epoch, base_lr):
 
 def build_compiled_model(args, steps_per_epoch):
     increments = brownian.Bernoulli(args.keep_prob or 0.5) if args.increments == "bernoulli" else args.increments
+    solver = solvers.ReversibleHeun(args.interpretation) if args.interpretation else args.solver
     model = paper_classifier(
         args.dataset, args.diffusion, sigma=args.sigma, num_steps=args.num_steps, gradient=args.gradient,
-        seed=args.seed, solver=args.solver, increments=increments,
+        seed=args.seed, solver=solver, increments=increments,
     )
     schedule = staged_learning_rate(args.dataset, args.epochs, steps_per_epoch, args.lr)
     model.compile(
@@ -246,6 +252,8 @@ def run(args):
         "train_seconds": train_seconds,
         "final_loss": history["loss"][-1],
         "solver": args.solver,
+        "gradient": args.gradient,
+        "interpretation": args.interpretation,
         "seconds_per_epoch": train_seconds / max(1, len(history["loss"])),
         **evaluate(model, args),
     }

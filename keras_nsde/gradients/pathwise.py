@@ -66,7 +66,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
             return (n + 1, step(h, n), *states)
 
         loop_vars = (tf.convert_to_tensor(start), h) + ((states,) if states is not None else ())
-        _, h, *states = tf.while_loop(lambda n, *_: n < stop, body, loop_vars)
+        _, h, *states = tf.while_loop(lambda n, *_: n < stop, body, loop_vars, parallel_iterations=1)
         return h, (states[0] if states else None)
 
     def segment_bounds(s):
@@ -119,7 +119,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
                     return n - 1, adjoint, weight_grads
 
                 _, adjoint, weight_grads = tf.while_loop(
-                    lambda n, *_: n >= start, step_body, (stop - 1, adjoint, weight_grads)
+                    lambda n, *_: n >= start, step_body, (stop - 1, adjoint, weight_grads), parallel_iterations=1
                 )
                 return s - 1, adjoint, weight_grads
 
@@ -127,6 +127,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
                 lambda s, *_: s >= 0,
                 segment_body,
                 (tf.constant(num_segments - 1), adjoint, weight_grads),
+                parallel_iterations=1,  # no look-ahead: later segments' recomputed states would stay alive
             )
             return adjoint, accumulate.split(weight_grads)
 

@@ -111,6 +111,7 @@ def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_traj
                 body,
                 (last, final, Y, Y_hat, dW_last, weight_grads),
                 maximum_iterations=num_steps,
+                parallel_iterations=1,  # no look-ahead: later iterations' draws and temporaries would stay alive
             )
             return Y + Y_hat, accumulate.split(weight_grads)
 
