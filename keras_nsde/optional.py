@@ -10,6 +10,7 @@ EXTRAS = {
     "attacks": "cleverhans",
     "data": "tensorflow-datasets and scikit-learn",
     "plots": "matplotlib",
+    "stats": "scipy",
     "dopri5": "tensorflow-probability and tf_keras",
 }
 

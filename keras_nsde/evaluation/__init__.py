@@ -3,7 +3,7 @@
 The figures live in `keras_nsde.evaluation.figures` (imports matplotlib).
 """
 
-from keras_nsde.evaluation.attacks import pgd_accuracy, pgd_attack
+from keras_nsde.evaluation.attacks import attack_correct, pgd_accuracy, pgd_attack, spsa_attack
 from keras_nsde.evaluation.ensemble import (
     TestTimeEnsemble,
     accuracy,
@@ -12,11 +12,13 @@ from keras_nsde.evaluation.ensemble import (
     noise_at_inference,
     sde_blocks,
 )
+from keras_nsde.evaluation import statistics
 from keras_nsde.evaluation.robustness import corruption_accuracy, perturbation_growth
 
 __all__ = [
     "TestTimeEnsemble",
     "accuracy",
+    "attack_correct",
     "corruption_accuracy",
     "ensemble_predict",
     "is_noisy",
@@ -25,4 +27,6 @@ __all__ = [
     "pgd_accuracy",
     "pgd_attack",
     "sde_blocks",
+    "spsa_attack",
+    "statistics",
 ]

@@ -1,6 +1,7 @@
 """Test-time noise (TTN): average the softmax of several noisy passes."""
 
 import contextlib
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -65,9 +66,7 @@ class TestTimeEnsemble:
         self.samples = samples
         self.noise = is_noisy(model) if noise is None else noise
         self.from_logits = from_logits
-        self._compiled_log_probabilities = tf.function(
-            self.log_probabilities, reduce_retracing=True, jit_compile=jit_compile
-        )
+        self.jit_compile = jit_compile
 
     def log_probabilities(self, x):
         """log p(y | x), shape (batch, classes): differentiable, usable as logits.
@@ -75,23 +74,48 @@ class TestTimeEnsemble:
         A plain function, so that callers that compile (cleverhans' attack
         step, a SavedModel signature) trace it into their own graph.
         """
-        with noise_at_inference(self.model, self.noise):
-            outputs = tf.cast(self.model(tf.repeat(x, self.samples, axis=0), training=False), "float32")
-        log_p = tf.nn.log_softmax(outputs) if self.from_logits else tf.math.log(outputs)
-        log_p = tf.reshape(log_p, [-1, self.samples, outputs.shape[-1]])
-        return tf.reduce_logsumexp(log_p, axis=1) - np.log(self.samples).astype("float32")
+        return ensemble_log_probabilities(self.model, x, self.samples, self.noise, self.from_logits)
 
     def predict(self, x, batch_size=None):
         """Mean probabilities, NumPy `(n, classes)`; batch_size images per pass
         (a pass holds batch_size * S rows; None picks max(1, 2048 // S))."""
         batch_size = batch_size or max(1, 2048 // self.samples)
         x = np.asarray(x)
+        compiled = self.compiled_log_probabilities(x)
         return np.concatenate(
-            [
-                np.exp(self._compiled_log_probabilities(tf.constant(x[i : i + batch_size])).numpy())
-                for i in range(0, len(x), batch_size)
-            ]
+            [np.exp(compiled(tf.constant(x[i : i + batch_size])).numpy()) for i in range(0, len(x), batch_size)]
         )
+
+    def compiled_log_probabilities(self, x):
+        """`log_probabilities` compiled once per model, ensemble settings and image shape.
+
+        Cached on the model, so new ensembles of the same model and settings (an
+        evaluation loop makes many) and new batch sizes reuse one trace.
+        """
+        key = (self.samples, self.noise, self.from_logits, self.jit_compile, tuple(x.shape[1:]), str(x.dtype))
+        cache = _COMPILED.setdefault(self.model, {})
+        if key not in cache:
+            model = weakref.ref(self.model)  # the cached function must not keep its model (the cache's key) alive
+            samples, noise, from_logits = self.samples, self.noise, self.from_logits
+            cache[key] = tf.function(
+                lambda x: ensemble_log_probabilities(model(), x, samples, noise, from_logits),
+                input_signature=[tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.as_dtype(x.dtype))],
+                jit_compile=self.jit_compile,
+            )
+        return cache[key]
+
+
+# model -> {ensemble settings: compiled log_probabilities}; entries go with their model.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def ensemble_log_probabilities(model, x, samples, noise, from_logits=True):
+    """log (1 / S) sum_s softmax(model(x; B_s)), shape (batch, classes): S noisy passes as one tiled pass."""
+    with noise_at_inference(model, noise):
+        outputs = tf.cast(model(tf.repeat(x, samples, axis=0), training=False), "float32")
+    log_p = tf.nn.log_softmax(outputs) if from_logits else tf.math.log(outputs)
+    log_p = tf.reshape(log_p, [-1, samples, outputs.shape[-1]])
+    return tf.reduce_logsumexp(log_p, axis=1) - np.log(samples).astype("float32")
 
 
 def ensemble_predict(model, x, samples=100, batch_size=None, from_logits=True, jit_compile=False):
