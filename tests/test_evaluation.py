@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from keras_nsde import evaluation
 from keras_nsde.evaluation import ensemble_predict, noise_at_inference
 from keras_nsde.models import paper_classifier
 
@@ -39,3 +40,23 @@ def test_noise_at_inference_is_restored_afterwards(images):
 def test_value_error_for_zero_samples(images):
     with pytest.raises(ValueError, match="samples=0"):
         ensemble_predict(paper_classifier("digits", "additive", num_steps=1), images, samples=0)
+
+
+def test_repeated_ensemble_predictions_trace_once(images):
+    model = paper_classifier("digits", "additive", num_steps=2, seed=0)
+    for batch in (images, images[:2], images[:5]):
+        ensemble_predict(model, batch, samples=3)
+    [compiled] = [f for key, f in evaluation.ensemble._COMPILED[model].items() if key[0] == 3]
+    assert compiled.experimental_get_tracing_count() == 1
+
+
+def test_compiled_ensembles_do_not_keep_their_model_alive(images):
+    import gc
+    import weakref
+
+    model = paper_classifier("digits", "additive", num_steps=2, seed=0)
+    ensemble_predict(model, images, samples=2)
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None

@@ -89,7 +89,47 @@ def test_toy_paths_decay_only_above_the_ito_threshold():
 
 def test_figures_are_written_as_png(tmp_path):
     figures.plot_toy(tmp_path / "f1.png", runs=20)
-    figures.plot_accuracy_vs_epsilon(tmp_path / "f3.png", {"ODE": {0.0: 0.9, 0.5: 0.4}})
-    figures.plot_perturbation_growth(tmp_path / "f4.png", {"ODE": (np.linspace(0, 1, 3), np.array([1.0, 2.0, 3.0]))})
+    curve = {"epsilons": [0.0, 0.5, 1.0], "mean": [0.9, 0.5, 0.1], "low": [0.85, 0.4, 0.05], "high": [0.95, 0.6, 0.2]}
+    figures.plot_accuracy_vs_epsilon(tmp_path / "f3.png", {"ODE": {"PGD": curve}, "dropout": {"PGD+EOT": curve, "SPSA": curve}})
+    norms = np.abs(np.random.default_rng(0).normal(size=(3, 64)))
+    figures.plot_perturbation_growth(tmp_path / "f4.png", {"ODE": (np.linspace(0, 1, 3), norms)}, caption="test")
     for name in ("f1.png", "f3.png", "f4.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pgd_accuracy_falls_to_near_zero_at_a_large_epsilon(digits_ode, attack_images):
+    x, y = attack_images
+    assert evaluation.pgd_accuracy(digits_ode, x, y, [4.0], steps=20)[4.0] <= 0.05
+
+
+def test_more_pgd_steps_never_raise_accuracy_by_more_than_noise(digits_ode, attack_images):
+    x, y = attack_images
+    accuracies = [evaluation.pgd_accuracy(digits_ode, x, y, [0.75], steps=steps)[0.75] for steps in (5, 10, 40)]
+    one_image = 1.0 / len(x)
+    assert accuracies[1] <= accuracies[0] + one_image and accuracies[2] <= accuracies[1] + one_image
+
+
+@pytest.mark.parametrize("norm, epsilon", [("l2", 1.0), ("linf", 0.15)])
+def test_spsa_stays_in_the_ball_and_box_and_lowers_accuracy(digits_ode, attack_images, norm, epsilon):
+    x, y = attack_images[0][:6], attack_images[1][:6]
+    keras.utils.set_random_seed(0)
+    x_adv = evaluation.spsa_attack(digits_ode, x, y, epsilon, norm=norm, steps=20, samples=32, learning_rate=0.05)
+    delta = (x_adv - x).reshape(len(x), -1)
+    size = np.linalg.norm(delta, axis=1) if norm == "l2" else np.abs(delta).max(axis=1)
+    assert size.max() <= epsilon + 1e-5 and x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    clean = evaluation.accuracy(digits_ode.predict(x, verbose=0), y)
+    attacked = evaluation.accuracy(digits_ode.predict(x_adv, verbose=0), y)
+    assert attacked < clean
+
+
+def test_spsa_is_weaker_than_pgd_on_a_model_with_honest_gradients(digits_ode, attack_images):
+    x, y = attack_images[0][:12], attack_images[1][:12]
+    keras.utils.set_random_seed(0)
+    spsa = evaluation.attack_correct(digits_ode, x, y, 1.0, "spsa", steps=10, samples=32, learning_rate=0.05)
+    pgd = evaluation.attack_correct(digits_ode, x, y, 1.0, "pgd", steps=20)
+    assert spsa.mean() >= pgd.mean()  # gradients that work: the gradient attack is the stronger one
+
+
+def test_value_error_for_an_odd_spsa_sample_count(digits_ode, attack_images):
+    with pytest.raises(ValueError, match="samples=5"):
+        evaluation.spsa_attack(digits_ode, *attack_images, epsilon=0.5, samples=5)

@@ -164,31 +164,65 @@ def test_multiworker_training_with_two_processes_matches_one_device(tmp_path):
         np.testing.assert_allclose(report["losses"], expected, rtol=1e-4)
 
 
-def test_main_job_table_shows_means_and_standard_errors_over_seeds():
+TINY_MAIN_JOB = ["--epochs", "1", "--seeds", "2", "--subset", "64", "--num-steps", "2", "--pgd-examples", "8",
+                 "--pgd-steps", "2", "--pgd-eps", "0.5", "1.0", "--table-eps", "0.5", "--ttn-samples", "2",
+                 "--eot-samples", "2", "--spsa-eps", "0.5", "--spsa-examples", "2", "--spsa-steps", "2",
+                 "--spsa-samples", "4", "--verbose", "0"]
+
+
+def test_main_job_summary_pairs_every_model_with_the_ode():
     import reproduce_digits
 
-    runs = [
-        {"diffusion": "dropout", "sigma": 0.5, "ttn_samples": 2, "clean_accuracy": clean, "ttn_accuracy": clean,
-         "pgd": {0.0: clean, 0.5: attacked}, "pgd_eot": {0.0: clean, 0.5: attacked - 0.1}}
-        for clean, attacked in [(0.9, 0.5), (0.8, 0.3)]
-    ]
-    row = reproduce_digits.mean_row(runs)
-    assert row["seeds"] == 2
-    np.testing.assert_allclose(row["clean_accuracy"]["mean"], 0.85)
-    np.testing.assert_allclose(row["pgd"][0.5]["se"], np.std([0.5, 0.3], ddof=1) / np.sqrt(2))
-    np.testing.assert_allclose(row["pgd_eot"][0.5]["runs"], [0.4, 0.2])
-    line = reproduce_digits.table([row], [0.0, 0.5]).splitlines()[-1]
-    assert line == "| dropout | 0.5 | 85.0 ± 5.0 | 85.0 ± 5.0 | 40.0 ± 10.0 | 30.0 ± 10.0 |"
+    args = reproduce_digits.parse_args(["--seeds", "2", "--pgd-eps", "0.5", "--table-eps", "0.5", "--spsa-eps", "0.5",
+                                        "--pgd-examples", "4", "--spsa-examples", "2"])
+    ones, zeros = np.ones(4, "int8"), np.zeros(4, "int8")
+    run = lambda clean, attacked, spsa: {  # noqa: E731
+        "sigma": 0.5, "clean": clean, "ttn": clean, "pgd": {0.5: attacked}, "pgd_eot": {0.5: attacked}, "spsa": {0.5: spsa}
+    }
+    per_image = {
+        "none": [run(ones, np.array([1, 0, 0, 0]), np.array([1, 0])) for _ in range(2)],
+        "dropout": [run(ones, ones, np.array([0, 0])) for _ in range(2)],  # SPSA succeeds where PGD+EOT fails
+    }
+    summary = reproduce_digits.summarize(per_image, args)
+    difference = summary["dropout"]["minus_ode"]["pgd_eot"][0.5]
+    assert difference["mean"] == pytest.approx(0.75) and difference["per_seed"] == [0.75, 0.75]
+    assert difference["low"] > 0 and statistics_verdict(difference) == "above"
+    assert summary["dropout"]["spsa_minus_pgd_eot"][0.5]["masked_gradients_suspected"]
+    assert not summary["ODE"]["spsa_minus_pgd_eot"][0.5]["masked_gradients_suspected"]
+    line = reproduce_digits.table(summary, args).splitlines()[-1]
+    assert line.startswith("| dropout | 0.5 | 100.0 | 100.0 | 100.0 | 100.0 | +75.0 [")
+    assert "above" in line and "0.0 / 100.0 masked gradients?" in line
+
+
+def statistics_verdict(difference):
+    from keras_nsde.evaluation import statistics
+
+    return statistics.verdict(difference)
+
+
+def results_without_timings(path):
+    results = json.loads(path.read_text())
+    return {key: value for key, value in results.items() if "seconds" not in key}
+
+
+def test_train_cli_gives_identical_results_when_run_twice(tmp_path, cli_run):
+    again = run_script("examples/train.py", *QUICK, "--diffusion", "dropout", "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    first, second = results_without_timings(cli_run / "results.json"), results_without_timings(tmp_path / "again" / "results.json")
+    assert set(first) == set(second) and "pgd_eot" in first
+    assert first == second
 
 
 @pytest.mark.slow
-def test_main_job_runs_end_to_end_on_a_tiny_budget(tmp_path):
-    finished = run_script(
-        "examples/reproduce_digits.py", "--epochs", "1", "--seeds", "2", "--subset", "64", "--num-steps", "2",
-        "--pgd-examples", "8", "--pgd-steps", "2", "--pgd-eps", "0", "0.5", "--ttn-samples", "2",
-        "--eot-samples", "2", "--verbose", "0", "--out", str(tmp_path), timeout=900,
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert len(summary["runs"]) == 8 and len(summary["means"]) == 4
-    assert all((tmp_path / name).exists() for name in ("figure1_toy.png", "figure3_pgd.png", "figure4_perturbation.png"))
+def test_main_job_runs_end_to_end_and_reproduces_its_results(tmp_path):
+    outputs = []
+    for run in ("first", "second"):
+        finished = run_script("examples/reproduce_digits.py", *TINY_MAIN_JOB, "--out", str(tmp_path / run), timeout=900)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        assert "Warning" not in finished.stderr, finished.stderr[-3000:]
+        outputs.append(json.loads((tmp_path / run / "summary.json").read_text()))
+        names = ("figure1_toy.png", "figure3_attacks.png", "figure4_perturbation.png", "table.md", "correct.npz")
+        assert all((tmp_path / run / name).exists() for name in names)
+    assert set(outputs[0]["models"]) == {"ODE", "additive", "multiplicative", "dropout"}
+    assert "minus_ode" in outputs[0]["models"]["dropout"] and "spsa" in outputs[0]["models"]["dropout"]
+    assert outputs[0]["models"] == outputs[1]["models"]

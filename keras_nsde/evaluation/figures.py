@@ -46,24 +46,56 @@ def plot_toy(path, sigmas=(0.0, 2.8), runs=200, t1=5.0):
     fig.savefig(path, dpi=120)
 
 
-def plot_accuracy_vs_epsilon(path, curves, norm="L2"):
-    """Fig. 3: accuracy under PGD against epsilon. curves: {label: {epsilon: accuracy}}."""
-    fig, ax = new_figure()
-    for label, accuracies in curves.items():
-        epsilons = sorted(float(e) for e in accuracies)
-        ax.plot(epsilons, [accuracies[e] if e in accuracies else accuracies[str(e)] for e in epsilons], marker="o", label=label)
-    ax.set(xlabel=f"{norm} PGD epsilon", ylabel="accuracy", title="Accuracy under PGD", ylim=(0, 1))
-    ax.legend(fontsize=7)
+# One colour per model and one line style per attack, the same in every figure.
+MODEL_COLOURS = {"ODE": "black", "additive": "tab:blue", "multiplicative": "tab:orange", "dropout": "tab:green"}
+ATTACK_STYLES = {"PGD": ":", "PGD+EOT": "-", "SPSA": "--"}
+
+
+def plot_accuracy_vs_epsilon(path, curves, norm="L2", caption=None):
+    """Fig. 3: accuracy against epsilon, a line per (model, attack) with a band.
+
+    Args:
+        curves: {model: {attack: {"epsilons": [...], "mean": [...], "low": [...],
+            "high": [...]}}}, accuracies in [0, 1]; models and attacks named as in
+            `MODEL_COLOURS` and `ATTACK_STYLES` (others get matplotlib's defaults).
+        caption: a line under the title (sizes, seeds, what the band is).
+    """
+    fig, ax = new_figure((7, 4.5))
+    for model, attacks in curves.items():
+        colour = MODEL_COLOURS.get(model)
+        for attack, curve in attacks.items():
+            epsilons = np.asarray(curve["epsilons"], dtype=float)
+            ax.plot(epsilons, curve["mean"], color=colour, linestyle=ATTACK_STYLES.get(attack, "-"), marker="o",
+                    markersize=3, label=f"{model}, {attack}")
+            ax.fill_between(epsilons, curve["low"], curve["high"], color=colour, alpha=0.12, linewidth=0)
+    ax.set(xlabel=f"{norm} epsilon", ylabel="accuracy", ylim=(0, 1))
+    ax.set_title("Accuracy under attack" + (f"\n{caption}" if caption else ""), fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
-def plot_perturbation_growth(path, curves):
-    """Fig. 4: ||h_t(x_adv) - h_t(x)|| against t. curves: {label: (times, norms)}."""
+def plot_perturbation_growth(path, curves, caption=None, quantiles=(0.25, 0.75)):
+    """Fig. 4: ||h_t(x_adv) - h_t(x)|| against t, median over images with a quantile band.
+
+    Args:
+        curves: {model: (times `(N + 1,)`, norms `(N + 1, images)`)}.
+        caption: a line under the title.
+        quantiles: the band's lower and upper quantiles over the images.
+    """
     fig, ax = new_figure()
-    for label, (times, norms) in curves.items():
-        ax.plot(times, norms, marker=".", label=label)
-    ax.set(xlabel="t", ylabel="||h_t(x_adv) - h_t(x)||", title="Perturbation through the SDE block (same Brownian path)")
+    for model, (times, norms) in curves.items():
+        norms = np.asarray(norms)
+        colour = MODEL_COLOURS.get(model)
+        ax.plot(times, np.median(norms, axis=1), color=colour, marker=".", label=f"{model} (median)")
+        low, high = np.quantile(norms, quantiles, axis=1)
+        ax.fill_between(times, low, high, color=colour, alpha=0.15, linewidth=0)
+    ax.set(xlabel="t", ylabel="||h_t(x_adv) - h_t(x)||")
+    band = f"band: {int(100 * quantiles[0])}-{int(100 * quantiles[1])}% of images"
+    ax.set_title("Perturbation through the SDE block (same Brownian path)\n" + (caption + "; " if caption else "") + band,
+                 fontsize=9)
     ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -36,17 +36,17 @@ def corruption_accuracy(model, levels=(1, 2, 3, 4, 5), corruptions=None, samples
     return {"by_level": by_level, "by_corruption": by_corruption}
 
 
-def perturbation_growth(model, x, x_perturbed, block_name="sde_block", noise=True, noise_seed=None):
+def perturbation_growth(model, x, x_perturbed, block_name="sde_block", noise=True, noise_seed=None, per_example=False):
     """||h_t(x_perturbed) - h_t(x)|| at every step t of one SDE block, on one Brownian path.
 
     Both inputs go through the layers before the block, then through the
-    block's Euler-Maruyama solve driven by the same increments (paper
-    Section 3.3: the perturbation eps_t obeys Eq. 12 only when both states
-    share the path).
+    block's solver driven by the same increments (paper Section 3.3: the
+    perturbation eps_t obeys Eq. 12 only when both states share the path).
 
     Returns:
-        (times, norms): times `(N + 1,)` and the mean over the batch of the
-        per-example L2 norm of the state difference, `(N + 1,)`.
+        (times, norms): times `(N + 1,)` and the per-example L2 norms of the
+        state difference, `(N + 1, batch)` with `per_example=True`, else their
+        mean over the batch, `(N + 1,)`.
     """
     block = model.get_layer(block_name)
     stem = keras.Model(model.input, block.input)
@@ -54,6 +54,6 @@ def perturbation_growth(model, x, x_perturbed, block_name="sde_block", noise=Tru
     h0_perturbed = tf.convert_to_tensor(stem(x_perturbed, training=False))
     path = block.brownian_path(h0, noise_seed) if noise and block.diffusion.is_noisy else None
     difference = block.trajectory(h0_perturbed, path) - block.trajectory(h0, path)
-    norms = tf.norm(tf.reshape(difference, [block.num_steps + 1, tf.shape(h0)[0], -1]), axis=-1)
+    norms = tf.norm(tf.reshape(difference, [block.num_steps + 1, tf.shape(h0)[0], -1]), axis=-1).numpy()
     times = np.linspace(block.t0, block.t1, block.num_steps + 1)
-    return times, tf.reduce_mean(norms, axis=1).numpy()
+    return times, norms if per_example else norms.mean(axis=1)
