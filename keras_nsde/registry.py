@@ -6,13 +6,13 @@
 import keras
 
 
-def get(identifier, base, by_name, argument):
+def get(identifier, base, by_name, argument, **constructor_arguments):
     """Returns an instance of `base` for `identifier`.
 
     Args:
-        identifier: a name in `by_name` (case-insensitive, built with no
-            arguments), a config dict from `keras.saving.serialize_keras_object`,
-            or an instance of `base`.
+        identifier: a name in `by_name` (case-insensitive, built with
+            `constructor_arguments`), a config dict from
+            `keras.saving.serialize_keras_object`, or an instance of `base`.
         base: the class every result is an instance of.
         by_name: {name: subclass of base}.
         argument: the argument's name, for the error message.
@@ -24,7 +24,7 @@ def get(identifier, base, by_name, argument):
                 f"Unknown {argument}. Expected one of {sorted(by_name)} or a {base.__module__}.{base.__name__}. "
                 f"Received: {argument}={identifier!r}"
             )
-        return cls()
+        return cls(**constructor_arguments)
     if isinstance(identifier, dict):
         identifier = keras.saving.deserialize_keras_object(identifier)
     if isinstance(identifier, base):

@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_nsde import SDEBlock, diffusions, gradients
 from keras_nsde.gradients import pathwise_jvp
 from tests.custom_diffusion import TanhDiffusion
+from tests.gradient_checks import max_relative_error, random_tensor
 
 NOISE_SEED = tf.constant([3, 9])
 STATES = {"conv": (2, 4, 4, 3), "vector": (3, 5)}
@@ -39,25 +40,6 @@ def loss_gradients(block, h0, cotangent, noise_seed=NOISE_SEED):
         tape.watch(h0)
         loss = tf.reduce_sum(cotangent * block(h0, noise_seed=seed, training=True))
     return loss, tape.gradient(loss, [h0] + block.trainable_variables)
-
-
-def max_relative_error(expected, actual):
-    """Largest per-tensor max|e - a| / max|e|.
-
-    A tensor whose exact gradient is (near) zero, such as the bias of a
-    convolution that a GroupNorm follows, is measured against 1e-2 of the
-    largest gradient instead, so rounding noise around zero does not count
-    as a relative error of order one.
-    """
-    largest = max(float(tf.reduce_max(tf.abs(e))) for e in expected)
-    return max(
-        float(tf.reduce_max(tf.abs(e - a))) / max(float(tf.reduce_max(tf.abs(e))), 1e-2 * largest)
-        for e, a in zip(expected, actual)
-    )
-
-
-def random_tensor(shape, dtype, seed):
-    return tf.constant(np.random.default_rng(seed).normal(size=shape), dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

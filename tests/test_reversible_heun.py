@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_nsde import SDEBlock, diffusions, gradients, solvers
 from tests.custom_diffusion import TanhDiffusion
+from tests.gradient_checks import max_relative_error, random_tensor
 from tests.problems import GeometricBrownianMotion, OrnsteinUhlenbeck, brownian_increments, coarsen, fitted_order
 
 FINE_STEPS = 1024
@@ -110,19 +111,6 @@ def loss_and_gradients(block, h0, cotangent):
         tape.watch(h0)
         loss = tf.reduce_sum(cotangent * block(h0, noise_seed=noise_seed, training=True))
     return loss, tape.gradient(loss, [h0] + block.trainable_variables)
-
-
-def max_relative_error(expected, actual):
-    """Largest per-tensor max|e - a| / max|e| (exactly-zero gradients measured against 1e-2 of the largest)."""
-    largest = max(float(tf.reduce_max(tf.abs(e))) for e in expected)
-    return max(
-        float(tf.reduce_max(tf.abs(e - a))) / max(float(tf.reduce_max(tf.abs(e))), 1e-2 * largest)
-        for e, a in zip(expected, actual)
-    )
-
-
-def random_tensor(shape, dtype, seed):
-    return tf.constant(np.random.default_rng(seed).normal(size=shape), dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_nsde import registry
 from keras_nsde.diffusions.additive import Additive
 from keras_nsde.diffusions.base import Diffusion, ScaledDiffusion
 from keras_nsde.diffusions.dropout import Dropout
@@ -29,26 +30,12 @@ def get(identifier, sigma=None, dtype=None):
     """
     if identifier is None:
         identifier = "none"
-    if isinstance(identifier, str):
-        cls = BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(
-                f"Unknown diffusion. Expected one of {sorted(BY_NAME)} or a "
-                f"keras_nsde.diffusions.Diffusion. Received: diffusion={identifier!r}"
-            )
-        if issubclass(cls, ScaledDiffusion):
-            return cls(sigma=sigma, dtype=dtype)
+    cls = BY_NAME.get(identifier.lower()) if isinstance(identifier, str) else None
+    scaled = cls is not None and issubclass(cls, ScaledDiffusion)
+    if not scaled:
         _reject_sigma(identifier, sigma)
-        return cls(dtype=dtype)
-    _reject_sigma(identifier, sigma)
-    if isinstance(identifier, dict):
-        identifier = keras.saving.deserialize_keras_object(identifier)
-    if isinstance(identifier, Diffusion):
-        return identifier
-    raise ValueError(
-        "diffusion must be a name, a config dict or a keras_nsde.diffusions.Diffusion. "
-        f"Received: diffusion={identifier!r}"
-    )
+    arguments = {"sigma": sigma, "dtype": dtype} if scaled else {"dtype": dtype}
+    return registry.get(identifier, Diffusion, BY_NAME, "diffusion", **arguments)
 
 
 def serialize(diffusion):
