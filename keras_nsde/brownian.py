@@ -9,14 +9,16 @@ Seeded paths derive step n's increment from a per-call seed and n alone
 of the pathwise gradient without storing N noise tensors. A seed gives the
 same path eagerly and under `tf.function`; XLA-compiled code draws another,
 equally valid path from it (its random kernels differ from TensorFlow's).
+Each backend draws its own numbers from a seed (`keras_nsde.backend`), the
+same on every call.
 """
 
 import math
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from keras_nsde import registry
+from keras_nsde import backend, registry
 
 
 class BrownianPath:
@@ -33,21 +35,21 @@ class GivenIncrements(BrownianPath):
     """Increments supplied as one tensor of shape `(num_steps,) + h.shape`."""
 
     def __init__(self, dW):
-        self.dW = tf.convert_to_tensor(dW)
-        if self.dW.shape.rank is None or self.dW.shape.rank < 1:
+        self.dW = ops.convert_to_tensor(dW)
+        if len(self.dW.shape) < 1:
             raise ValueError(
                 "dW must have shape (num_steps,) + h0.shape. "
-                f"Received: dW with shape {self.dW.shape}"
+                f"Received: dW with shape {tuple(self.dW.shape)}"
             )
         self.num_steps = self.dW.shape[0]
         if self.num_steps is None:
             raise ValueError(
                 "dW must have a static number of steps (first dimension). "
-                f"Received: dW with shape {self.dW.shape}"
+                f"Received: dW with shape {tuple(self.dW.shape)}"
             )
 
     def increment(self, n):
-        return tf.gather(self.dW, n)
+        return ops.take(self.dW, n, axis=0)
 
 
 class SeededIncrements(BrownianPath):
@@ -62,18 +64,15 @@ class SeededIncrements(BrownianPath):
     """
 
     def __init__(self, seed, shape, dtype, num_steps, dt):
-        self.seed = tf.cast(seed, "int32")
+        self.backend = backend.get()
+        self.seed = self.backend.seed(seed)
         self.shape = shape
-        self.dtype = tf.as_dtype(dtype)
+        self.dtype = keras.backend.standardize_dtype(dtype)
         self.num_steps = num_steps
-        self.sqrt_dt = tf.sqrt(tf.constant(dt, self.dtype))
+        self.sqrt_dt = ops.sqrt(ops.convert_to_tensor(dt, dtype=self.dtype))
 
     def increment(self, n):
-        # Philox, not "auto_select", so the choice does not depend on the
-        # device. XLA's kernels still map a seed to other numbers than TF's:
-        # a seed fixes the path within one execution mode (XLA or not).
-        step_seed = tf.random.experimental.stateless_fold_in(self.seed, n, alg="philox")
-        return self.scaled_sample(step_seed, self.sqrt_dt)
+        return self.scaled_sample(self.backend.fold_in(self.seed, n), self.sqrt_dt)
 
     def scaled_sample(self, seed, scale):
         """scale * xi, xi of the state's shape with mean 0 and variance 1."""
@@ -85,7 +84,7 @@ class SeededIncrements(BrownianPath):
 
     def all_increments(self):
         """All increments stacked, shape `(num_steps,) + shape` (for tests and plots)."""
-        return tf.stack([self.increment(n) for n in range(self.num_steps)])
+        return ops.stack([self.increment(n) for n in range(self.num_steps)])
 
 
 class SeededGaussianIncrements(SeededIncrements):
@@ -101,24 +100,21 @@ class SeededGaussianIncrements(SeededIncrements):
     """
 
     def scaled_sample(self, seed, scale):
-        compute_dtype = tf.float32 if self.dtype.size < 4 else self.dtype  # float16 log/sin lose accuracy
-        size = tf.reduce_prod(self.shape)
+        compute_dtype = "float32" if self.dtype in ("float16", "bfloat16") else self.dtype  # half log/sin lose accuracy
+        size = self.backend.size(self.shape)
         pairs = (size + 1) // 2
-        u, v = tf.unstack(tf.random.stateless_uniform([2, pairs], seed=seed, dtype=compute_dtype, alg="philox"))
-        scale = tf.cast(scale, compute_dtype)
-        radius = tf.sqrt(tf.math.log1p(-u) * (-2.0 * tf.square(scale)))  # 1 - u in (0, 1]: finite
+        uniforms = self.backend.uniform([2, pairs], seed, compute_dtype)
+        u, v = uniforms[0], uniforms[1]
+        scale = ops.cast(scale, compute_dtype)
+        radius = ops.sqrt(ops.log1p(-u) * (-2.0 * ops.square(scale)))  # 1 - u in (0, 1]: finite
         angle = v * (2.0 * math.pi)
-        normals = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=0)
-        if not (isinstance(self.shape, (list, tuple)) and size_is_even(self.shape)):
+        normals = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)], axis=0)
+        if not (isinstance(size, int) and size % 2 == 0):
             normals = normals[:size]
-        return tf.cast(tf.reshape(normals, self.shape), self.dtype)
+        return ops.cast(ops.reshape(normals, self.shape), self.dtype)
 
     def standardized_sample(self, seed):
-        return self.scaled_sample(seed, tf.constant(1.0, self.dtype))
-
-
-def size_is_even(static_shape):
-    return all(isinstance(d, int) for d in static_shape) and math.prod(static_shape) % 2 == 0
+        return self.scaled_sample(seed, ops.convert_to_tensor(1.0, dtype=self.dtype))
 
 
 class SeededBernoulliIncrements(SeededIncrements):
@@ -149,8 +145,7 @@ class SeededBernoulliIncrements(SeededIncrements):
 
     def standardized_sample(self, seed):
         p = self.keep_prob
-        uniform = tf.random.stateless_uniform(self.shape, seed=seed, dtype=self.dtype, alg="philox")
-        kept = tf.cast(uniform < p, self.dtype)
+        kept = ops.cast(self.backend.uniform(self.shape, seed, self.dtype) < p, self.dtype)
         return (kept / p - 1.0) / ((1.0 - p) / p) ** 0.5
 
 

@@ -14,3 +14,14 @@ def _fresh_keras_session():
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")
+
+
+def pytest_collection_modifyitems(config, items):
+    """On JAX and PyTorch only the tests marked `all_backends` run; the rest test TensorFlow-only features."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"TensorFlow-only (KERAS_BACKEND={backend})")
+    for item in items:
+        if "all_backends" not in item.keywords:
+            item.add_marker(skip)

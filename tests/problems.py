@@ -1,7 +1,7 @@
 """SDEs with known solutions, shared by the solver and gradient tests."""
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 
 def brownian_increments(num_paths, num_steps, t1=1.0, seed=0, dtype="float64"):
@@ -28,7 +28,7 @@ class GeometricBrownianMotion:
         return self.sigma * h
 
     def diffusion_derivative(self, h, t, f):
-        return self.sigma * tf.ones_like(h)
+        return self.sigma * ops.ones_like(h)
 
     def exact(self, dW, t1=1.0):
         brownian_end = dW.sum(axis=0)
@@ -61,7 +61,7 @@ class OrnsteinUhlenbeck:
         return -self.theta * h
 
     def diffusion(self, h, t, f):
-        return self.sigma * tf.ones_like(h)
+        return self.sigma * ops.ones_like(h)
 
     def exact(self, dW, t1=1.0):
         dt = t1 / dW.shape[0]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nsde.layers.same_conv import _conv_with_forward_gradients, same_conv2d
+from keras_nsde.backend.tensorflow.same_conv import _conv_with_forward_gradients, same_conv2d
 from keras_nsde.layers.time_conv import TimeConv2D
 
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_nsde.kernels import conv_ops, load_kernels
-from keras_nsde.layers.same_conv import same_conv2d
+from keras_nsde.backend.tensorflow.same_conv import same_conv2d
 
 pytestmark = pytest.mark.skipif(load_kernels() is None, reason="compiled kernels not built here")
 

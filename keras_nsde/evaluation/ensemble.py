@@ -4,8 +4,9 @@ import contextlib
 import weakref
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_nsde import backend
 from keras_nsde.layers.sde_block import SDEBlock
 
 
@@ -54,7 +55,8 @@ class TestTimeEnsemble:
         samples: S >= 1.
         noise: keep the SDE noise on (default: if the model has any).
         from_logits: apply a softmax to the model's outputs.
-        jit_compile: compile `predict`'s passes with XLA.
+        jit_compile: compile `predict`'s passes with XLA (TensorFlow; on JAX
+            and PyTorch the passes run eagerly).
     """
 
     __test__ = False  # not a pytest class
@@ -83,7 +85,10 @@ class TestTimeEnsemble:
         x = np.asarray(x)
         compiled = self.compiled_log_probabilities(x)
         return np.concatenate(
-            [np.exp(compiled(tf.constant(x[i : i + batch_size])).numpy()) for i in range(0, len(x), batch_size)]
+            [
+                np.exp(ops.convert_to_numpy(compiled(ops.convert_to_tensor(x[i : i + batch_size]))))
+                for i in range(0, len(x), batch_size)
+            ]
         )
 
     def compiled_log_probabilities(self, x):
@@ -97,10 +102,11 @@ class TestTimeEnsemble:
         if key not in cache:
             model = weakref.ref(self.model)  # the cached function must not keep its model (the cache's key) alive
             samples, noise, from_logits = self.samples, self.noise, self.from_logits
-            cache[key] = tf.function(
+            cache[key] = backend.get().compile_function(
                 lambda x: ensemble_log_probabilities(model(), x, samples, noise, from_logits),
-                input_signature=[tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.as_dtype(x.dtype))],
-                jit_compile=self.jit_compile,
+                (None,) + tuple(x.shape[1:]),
+                str(x.dtype),
+                self.jit_compile,
             )
         return cache[key]
 
@@ -112,10 +118,10 @@ _COMPILED = weakref.WeakKeyDictionary()
 def ensemble_log_probabilities(model, x, samples, noise, from_logits=True):
     """log (1 / S) sum_s softmax(model(x; B_s)), shape (batch, classes): S noisy passes as one tiled pass."""
     with noise_at_inference(model, noise):
-        outputs = tf.cast(model(tf.repeat(x, samples, axis=0), training=False), "float32")
-    log_p = tf.nn.log_softmax(outputs) if from_logits else tf.math.log(outputs)
-    log_p = tf.reshape(log_p, [-1, samples, outputs.shape[-1]])
-    return tf.reduce_logsumexp(log_p, axis=1) - np.log(samples).astype("float32")
+        outputs = ops.cast(model(ops.repeat(x, samples, axis=0), training=False), "float32")
+    log_p = ops.log_softmax(outputs) if from_logits else ops.log(outputs)
+    log_p = ops.reshape(log_p, (-1, samples, outputs.shape[-1]))
+    return ops.logsumexp(log_p, axis=1) - np.log(samples).astype("float32")
 
 
 def ensemble_predict(model, x, samples=100, batch_size=None, from_logits=True, jit_compile=False):

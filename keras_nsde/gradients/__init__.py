@@ -3,8 +3,6 @@
 from keras_nsde import registry
 from keras_nsde.gradients.jvp import pathwise_jvp
 from keras_nsde.gradients.methods import Autodiff, GradientMethod, Pathwise, Reversible
-from keras_nsde.gradients.pathwise import integrate_pathwise
-from keras_nsde.gradients.reversible import integrate_reversible
 
 BY_NAME = {cls.name: cls for cls in (Autodiff, Pathwise, Reversible)}
 
@@ -20,7 +18,5 @@ __all__ = [
     "Pathwise",
     "Reversible",
     "get",
-    "integrate_pathwise",
-    "integrate_reversible",
     "pathwise_jvp",
 ]

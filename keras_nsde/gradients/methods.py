@@ -7,10 +7,8 @@
 
 import keras
 
-from keras_nsde.gradients.pathwise import integrate_pathwise
-from keras_nsde.gradients.reversible import integrate_reversible
+from keras_nsde import backend
 from keras_nsde.registry import Configurable
-from keras_nsde.solvers.loop import integrate
 from keras_nsde.solvers.reversible_heun import ReversibleHeun
 
 
@@ -41,12 +39,12 @@ class Autodiff(GradientMethod):
     def solve(self, solver, terms, path, h0, t0, dt, num_steps, return_trajectory=False):
         step = solver.step_fn(terms, path, t0, dt)
         state = solver.initial_state(terms, path, h0, t0)
-        return integrate(step, state, num_steps, return_trajectory, solver.output)
+        return backend.get().integrate(step, state, num_steps, return_trajectory, solver.output)
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
 class Pathwise(GradientMethod):
-    """The pathwise gradient of Theorem 3.1 (`integrate_pathwise`), for one-state solvers.
+    """The pathwise gradient of Theorem 3.1 (the backend's `integrate_pathwise`), for one-state solvers.
 
     Args:
         checkpoints: how many states the forward pass keeps; None keeps
@@ -70,7 +68,7 @@ class Pathwise(GradientMethod):
 
     def solve(self, solver, terms, path, h0, t0, dt, num_steps, return_trajectory=False):
         step = solver.step_fn(terms, path, t0, dt)
-        return integrate_pathwise(step, h0, num_steps, return_trajectory, self.checkpoints)
+        return backend.get().integrate_pathwise(step, h0, num_steps, return_trajectory, self.checkpoints)
 
     def get_config(self):
         return {"checkpoints": self.checkpoints}
@@ -78,7 +76,7 @@ class Pathwise(GradientMethod):
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
 class Reversible(GradientMethod):
-    """Exact gradients with O(1) stored states, for `ReversibleHeun` (`integrate_reversible`)."""
+    """Exact gradients with O(1) stored states, for `ReversibleHeun` (the backend's `integrate_reversible`)."""
 
     name = "reversible"
 
@@ -90,4 +88,4 @@ class Reversible(GradientMethod):
             )
 
     def solve(self, solver, terms, path, h0, t0, dt, num_steps, return_trajectory=False):
-        return integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_trajectory)
+        return backend.get().integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_trajectory)

@@ -3,13 +3,12 @@
 import inspect
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-from keras_nsde import brownian, diffusions, gradients, solvers
+from keras_nsde import backend, brownian, diffusions, gradients, solvers
 from keras_nsde.brownian import GivenIncrements
 from keras_nsde.layers.drifts import default_drift
-from keras_nsde.solvers import SDETerms, integrate
+from keras_nsde.solvers import SDETerms
 
 # Arguments that earlier releases took and that now live on the objects they configure.
 MOVED_ARGUMENTS = {
@@ -98,7 +97,7 @@ class SDEBlock(keras.layers.Layer):
                 f"Received: {', '.join(f'{name}={kwargs[name]!r}' for name in moved)}"
             )
         super().__init__(**kwargs)
-        _check_tensorflow_backend()
+        backend.get()  # a ValueError on a backend keras_nsde does not run on
         if drift is not None and not isinstance(drift, keras.layers.Layer):
             raise ValueError(f"drift must be a keras.layers.Layer or None. Received: drift={drift!r}")
         if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
@@ -169,10 +168,7 @@ class SDEBlock(keras.layers.Layer):
         in, so the replicas' shares of a batch draw independent paths.
         """
         seed = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=self.seed_generator)
-        replica = tf.distribute.get_replica_context()
-        if replica is not None and replica.num_replicas_in_sync > 1:
-            seed = tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group, alg="philox")
-        return seed
+        return backend.get().replica_seed(seed)
 
     def brownian_path(self, h0, noise_seed=None, dW=None):
         """The Brownian increments of one call: given, replayed from a seed, or fresh."""
@@ -183,7 +179,7 @@ class SDEBlock(keras.layers.Layer):
             noise_seed = self.new_noise_seed()
         elif isinstance(noise_seed, int):
             noise_seed = [noise_seed, 0]
-        return self.increments.path(noise_seed, tf.shape(h0), h0.dtype, self.num_steps, self.dt)
+        return self.increments.path(noise_seed, backend.get().random_shape(h0), h0.dtype, self.num_steps, self.dt)
 
     def _check_increments_shape(self, dW, h0):
         expected = (self.num_steps,) + tuple(h0.shape)
@@ -211,11 +207,11 @@ class SDEBlock(keras.layers.Layer):
             )
 
     def call(self, inputs, training=None, noise_seed=None, dW=None):
-        if not inputs.dtype.is_floating:
+        if not keras.backend.is_float_dtype(inputs.dtype):
             raise ValueError(
-                f"SDEBlock needs floating inputs. Received: inputs.dtype={inputs.dtype.name}"
+                f"SDEBlock needs floating inputs. Received: inputs.dtype={keras.backend.standardize_dtype(inputs.dtype)}"
             )
-        if not self._drift_checked and tf.executing_eagerly():
+        if not self._drift_checked and backend.get().executing_eagerly(inputs):
             self._check_drift_is_finite(inputs)
             self._drift_checked = True
         path_given = noise_seed is not None or dW is not None
@@ -258,13 +254,13 @@ class SDEBlock(keras.layers.Layer):
         terms = self.terms()
         step = self.solver.step_fn(terms, path, self.t0, self.dt)
         state = self.solver.initial_state(terms, path, h0, self.t0)
-        return integrate(step, state, self.num_steps, return_trajectory=True, output=self.solver.output)
+        return backend.get().integrate(step, state, self.num_steps, return_trajectory=True, output=self.solver.output)
 
     def _solve_adaptive(self, h0):
         """The adaptive solver (Dopri5, with TFP's adjoint); records the drift evaluations in `nfe`."""
-        times = tf.linspace(self.t0, self.t1, self.num_steps + 1) if self.return_trajectory else None
+        times = ops.linspace(self.t0, self.t1, self.num_steps + 1) if self.return_trajectory else None
         h, nfe = self.solver.solve(self.drift_fn, h0, self.t0, self.t1, return_trajectory_at=times)
-        self.nfe.assign(tf.cast(nfe, "int32"))
+        self.nfe.assign(ops.cast(nfe, "int32"))
         return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
 
     def compute_output_shape(self, input_shape):
@@ -309,11 +305,3 @@ def upgrade_config(config):
         config["solver"] = solvers.Dopri5(rtol=1e-3 if rtol is None else rtol, atol=1e-6 if atol is None else atol)
     return config
 
-
-def _check_tensorflow_backend():
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise ValueError(
-            "keras_nsde runs on the TensorFlow backend only (it uses tf.while_loop and "
-            f"tf.custom_gradient). Set KERAS_BACKEND=tensorflow. Received: backend={backend!r}"
-        )

@@ -7,7 +7,6 @@ from keras_nsde import registry
 from keras_nsde.solvers.adaptive import Dopri5, dormand_prince
 from keras_nsde.solvers.base import SDETerms, Solver
 from keras_nsde.solvers.euler_maruyama import EulerMaruyama, euler_maruyama, euler_maruyama_step
-from keras_nsde.solvers.loop import integrate
 from keras_nsde.solvers.milstein import Milstein, milstein, milstein_step
 from keras_nsde.solvers.reversible_heun import ReversibleHeun, reversible_heun
 
@@ -30,7 +29,6 @@ __all__ = [
     "euler_maruyama",
     "euler_maruyama_step",
     "get",
-    "integrate",
     "milstein",
     "milstein_step",
     "reversible_heun",

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_nsde import optional
+from keras_nsde.backend import unsupported
 from keras_nsde.solvers.base import Solver
 
 
@@ -28,6 +29,8 @@ class Dopri5(Solver):
         self.atol = float(atol)
 
     def check(self, diffusion):
+        if keras.backend.backend() != "tensorflow":
+            raise unsupported("solver=Dopri5 (TensorFlow Probability's Dormand-Prince)")
         if diffusion.is_noisy:
             raise ValueError(
                 "Dopri5 integrates the Neural ODE (diffusion='none'). "

@@ -1,9 +1,10 @@
 """What every fixed-step solver's pure function shares: argument checks, the Brownian path, the loop."""
 
-import tensorflow as tf
+import keras
+from keras import ops
 
+from keras_nsde import backend
 from keras_nsde.brownian import BrownianPath, GivenIncrements
-from keras_nsde.solvers.loop import integrate
 
 
 def solve_fixed_step(solver, terms, h0, dW, t0, t1, return_trajectory, num_steps):
@@ -16,9 +17,9 @@ def solve_fixed_step(solver, terms, h0, dW, t0, t1, return_trajectory, num_steps
         dW: increments `(num_steps,) + h0.shape`, a `BrownianPath`, or None (an ODE).
         num_steps: only needed when dW is None.
     """
-    h0 = tf.convert_to_tensor(h0)
-    if not h0.dtype.is_floating:
-        raise ValueError(f"h0 must be a floating tensor. Received: h0.dtype={h0.dtype.name}")
+    h0 = ops.convert_to_tensor(h0)
+    if not keras.backend.is_float_dtype(h0.dtype):
+        raise ValueError(f"h0 must be a floating tensor. Received: h0.dtype={keras.backend.standardize_dtype(h0.dtype)}")
     if t1 <= t0:
         raise ValueError(f"t1 must be greater than t0. Received: t0={t0}, t1={t1}")
     if dW is None:
@@ -26,16 +27,17 @@ def solve_fixed_step(solver, terms, h0, dW, t0, t1, return_trajectory, num_steps
             raise ValueError("dW is required when diffusion_fn is given. Received: dW=None")
         path = None
     else:
-        path = dW if isinstance(dW, BrownianPath) else GivenIncrements(tf.cast(dW, h0.dtype))
+        path = dW if isinstance(dW, BrownianPath) else GivenIncrements(ops.cast(dW, h0.dtype))
         num_steps = path.num_steps
     if num_steps is None or num_steps < 1:
         raise ValueError(f"num_steps must be at least 1. Received: num_steps={num_steps}")
     dt = (t1 - t0) / num_steps
     step = solver.step_fn(terms, path, t0, dt)
-    return integrate(step, solver.initial_state(terms, path, h0, t0), num_steps, return_trajectory, solver.output)
+    state = solver.initial_state(terms, path, h0, t0)
+    return backend.get().integrate(step, state, num_steps, return_trajectory, solver.output)
 
 
 def step_time(h, n, t0, dt):
-    """(t_n, dt) in h's dtype. tf.constant, not tf.cast: casting a Python float goes through float32."""
-    dt_h = tf.constant(dt, h.dtype)
-    return tf.constant(t0, h.dtype) + tf.cast(n, h.dtype) * dt_h, dt_h
+    """(t_n, dt) in h's dtype; converted, not cast: casting a Python float would go through float32."""
+    dt_h = ops.convert_to_tensor(dt, dtype=h.dtype)
+    return ops.convert_to_tensor(t0, dtype=h.dtype) + ops.cast(n, h.dtype) * dt_h, dt_h

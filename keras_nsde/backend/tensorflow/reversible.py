@@ -28,7 +28,7 @@ training step costs about 4/3 of autodiff's and keeps O(1) states.
 
 import tensorflow as tf
 
-from keras_nsde.gradients.accumulate import WeightGradients, tapes_paused
+from keras_nsde.backend.tensorflow.accumulate import WeightGradients, tapes_paused
 from keras_nsde.solvers.fixed_step import step_time
 
 

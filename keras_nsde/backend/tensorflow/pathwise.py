@@ -21,7 +21,7 @@ import math
 
 import tensorflow as tf
 
-from keras_nsde.gradients.accumulate import WeightGradients, tapes_paused
+from keras_nsde.backend.tensorflow.accumulate import WeightGradients, tapes_paused
 
 
 def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints=None):

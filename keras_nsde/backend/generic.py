@@ -1,0 +1,104 @@
+"""Backend operations written once in keras.ops (the JAX and PyTorch modules use them)."""
+
+import math
+
+import keras
+from keras import ops
+
+
+def integrate(step, state0, num_steps, return_trajectory=False, output=None):
+    """Applies state_{n+1} = step(state_n, n) for n = 0 .. num_steps - 1 (see the TensorFlow twin).
+
+    `keras.ops.fori_loop` with Python bounds (JAX: a reverse-differentiable
+    scan); the trajectory comes from `keras.ops.scan`.
+    """
+    output = output or (lambda state: state)
+    if not return_trajectory:
+        return output(ops.fori_loop(0, num_steps, lambda n, state: step(state, n), state0))
+
+    def body(state, n):
+        state = step(state, n)
+        return state, output(state)
+
+    _, states = ops.scan(body, state0, xs=ops.arange(num_steps, dtype="int32"), length=num_steps)
+    return ops.concatenate([ops.expand_dims(output(state0), 0), states], axis=0)
+
+
+def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints=None):
+    """Runs h_{n+1} = step(h_n, n) and differentiates it by recomputation: the pathwise gradient.
+
+    The backward pass propagates a_n = a_{n+1} dPhi_n/dh and sums
+    a_{n+1} dPhi_n/dw on the same Brownian path (the TensorFlow twin's
+    docstring has the derivation), keeping only C checkpoints of h: the loop
+    runs in segments of K = ceil(N / C) steps, each under `keras.remat`
+    (`jax.checkpoint`, `torch.utils.checkpoint`), which stores a segment's
+    input and recomputes its steps when the gradient needs them. C = None
+    picks ceil(sqrt(N)); with `return_trajectory` every state is kept
+    (K = 1). The gradients equal autodiff's up to rounding.
+    """
+    if return_trajectory:
+        segment = 1
+    else:
+        kept = math.ceil(math.sqrt(num_steps)) if checkpoints is None else checkpoints
+        segment = math.ceil(num_steps / min(max(kept, 1), num_steps))
+
+    def run_steps(length):
+        def run(state, start):
+            return ops.fori_loop(0, length, lambda i, h: step(h, start + i), state)
+
+        return keras.remat(run)
+
+    full_segments, rest = divmod(num_steps, segment)
+    run_segment = run_steps(segment)
+
+    def segment_step(state, index):
+        return run_segment(state, index * segment)
+
+    state = integrate(segment_step, h0, full_segments, return_trajectory)
+    if rest:  # only without the trajectory (K = 1 otherwise)
+        state = run_steps(rest)(state, full_segments * segment)
+    return state
+
+
+def random_shape(x):
+    return tuple(x.shape)
+
+
+def size(shape):
+    return math.prod(shape)
+
+
+def group_norm(x, gamma, beta, groups, epsilon, relu=False):
+    """y = act((x - mean_g) / sqrt(var_g + eps) * gamma + beta) on `(batch, H, W, C)`, statistics per example and group.
+
+    The same function as the TensorFlow twin (variance as E[x^2] - E[x]^2,
+    float32 statistics for half-precision x), differentiated by autodiff.
+    """
+    channels = x.shape[-1]
+    statistics = "float32" if ops.dtype(x) in ("float16", "bfloat16") else ops.dtype(x)
+    wide = ops.cast(x, statistics)
+    grouped = ops.reshape(wide, (-1, x.shape[1], x.shape[2], groups, channels // groups))
+    mean = ops.mean(grouped, axis=(1, 2, 4), keepdims=True)
+    variance = ops.maximum(ops.mean(ops.square(grouped), axis=(1, 2, 4), keepdims=True) - ops.square(mean), 0.0)
+    normalized = ops.reshape((grouped - mean) * ops.rsqrt(variance + epsilon), ops.shape(wide))
+    y = normalized * ops.cast(gamma, statistics) + ops.cast(beta, statistics)
+    return ops.cast(ops.relu(y) if relu else y, x.dtype)
+
+
+def same_conv2d(x, kernel):
+    """conv2d(x, kernel), stride 1, 'same' zero padding."""
+    return ops.conv(x, kernel, strides=1, padding="same")
+
+
+def executing_eagerly(x):
+    return True
+
+
+def compile_function(function, input_shape, dtype, jit_compile=False):
+    """`function` itself, run eagerly (compiling it would freeze the SeedGenerator's state)."""
+    if jit_compile:
+        raise ValueError(
+            "jit_compile=True (a compiled test-time ensemble) is available on the tensorflow backend only. "
+            f"Received: backend={keras.backend.backend()!r}"
+        )
+    return function

@@ -1,0 +1,74 @@
+"""The TensorFlow backend: graph loops, the pathwise and reversible custom gradients, fused CPU kernels."""
+
+import math
+
+import tensorflow as tf
+
+from keras_nsde.backend.tensorflow.group_norm import group_norm
+from keras_nsde.backend.tensorflow.loop import integrate
+from keras_nsde.backend.tensorflow.pathwise import integrate_pathwise
+from keras_nsde.backend.tensorflow.reversible import integrate_reversible
+from keras_nsde.backend.tensorflow.same_conv import same_conv2d
+
+
+def seed(values):
+    """A per-call seed, int32 of shape (2,)."""
+    return tf.cast(values, "int32")
+
+
+def fold_in(seed, n):
+    """The seed of step n: Philox, not "auto_select", so the choice does not depend on the device.
+
+    XLA's kernels map a seed to other numbers than TensorFlow's: a seed fixes
+    the path within one execution mode (XLA or not).
+    """
+    return tf.random.experimental.stateless_fold_in(seed, n, alg="philox")
+
+
+def uniform(shape, seed, dtype):
+    """Uniforms in [0, 1) of `shape`, a function of the seed alone."""
+    return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype, alg="philox")
+
+
+def replica_seed(seed):
+    """Under a multi-replica tf.distribute strategy, the replica id folded into the seed."""
+    replica = tf.distribute.get_replica_context()
+    if replica is not None and replica.num_replicas_in_sync > 1:
+        return tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group, alg="philox")
+    return seed
+
+
+def random_shape(x):
+    return tf.shape(x)
+
+
+def size(shape):
+    if isinstance(shape, (list, tuple)) and all(isinstance(d, int) for d in shape):
+        return math.prod(shape)
+    return tf.reduce_prod(shape)
+
+
+def executing_eagerly(x):
+    return tf.executing_eagerly()
+
+
+def compile_function(function, input_shape, dtype, jit_compile=False):
+    """`function(x)` as one tf.function for every x of `input_shape` (None: any size) and `dtype`."""
+    return tf.function(function, input_signature=[tf.TensorSpec(input_shape, dtype)], jit_compile=jit_compile)
+
+
+__all__ = [
+    "compile_function",
+    "executing_eagerly",
+    "fold_in",
+    "group_norm",
+    "integrate",
+    "integrate_pathwise",
+    "integrate_reversible",
+    "random_shape",
+    "replica_seed",
+    "same_conv2d",
+    "seed",
+    "size",
+    "uniform",
+]
