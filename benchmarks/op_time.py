@@ -24,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 import keras_nsde  # noqa: E402
 from keras_nsde import GroupNorm  # noqa: E402
 from keras_nsde.brownian import SeededGaussianIncrements  # noqa: E402
-from keras_nsde.kernels import conv_ops, group_norm_ops, load_kernels  # noqa: E402
+from keras_nsde.backend.tensorflow.kernels import conv_ops, group_norm_ops, load_kernels  # noqa: E402
 from keras_nsde.backend.tensorflow.same_conv import _conv_with_forward_gradients, same_conv2d  # noqa: E402
 
 

@@ -1,7 +1,12 @@
-"""One training step of the paper's CIFAR-10 model: keras_nsde vs a hand-written TF loop vs PyTorch.
+"""One training step of the paper's CIFAR-10 model: keras_nsde on each Keras backend vs a hand-written TF loop vs PyTorch.
 
     python benchmarks/step_time.py                  # batch 32, N = 11, multiplicative noise
     python benchmarks/step_time.py --quick          # fewer variants
+    python benchmarks/step_time.py --backends jax   # keras_nsde's JAX row only (default: jax torch)
+
+The JAX and PyTorch-backend rows run in child processes
+(benchmarks/backend_step_time.py: a process holds one Keras backend), after
+the in-process rows, with the same batch and repeats.
 
 All in one process, interleaved, medians of --repeats steps (machines are
 noisy: compare ratios from one run). Reports seconds per step, the ratio to
@@ -14,7 +19,10 @@ Winograd kernels do 2.25x fewer multiplications, so it can pass the roofline.
 """
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -144,6 +152,23 @@ def torch_step(x, y):
     return step
 
 
+def backend_step_times(backend, batch, repeats):
+    """Step times of keras_nsde on another Keras backend, from a child process (NaN if it fails)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend_step_time.py")
+    finished = subprocess.run(
+        [sys.executable, script, "--batch", str(batch), "--repeats", str(repeats)],
+        env={**os.environ, "KERAS_BACKEND": backend},
+        capture_output=True,
+        text=True,
+    )
+    if finished.returncode != 0:
+        print(f"the {backend} row failed:\n{finished.stderr[-2000:]}")
+        return [float("nan")]
+    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    print(f"{backend}: warm-up steps (compilation included) {', '.join(f'{t:.1f}' for t in report['warmup'])} s")
+    return report["steps"]
+
+
 def median_seconds(step, repeats):
     times = []
     for _ in range(repeats):
@@ -161,6 +186,7 @@ def main():
     parser.add_argument("--xla", action="store_true", help="add XLA variants (on this CPU a step took ~64 s)")
     parser.add_argument("--mixed-precision", action="store_true", help="add a mixed_float16 keras_nsde variant")
     parser.add_argument("--malloc", action="store_true", help="keep malloc instead of opting in to the pooled allocator")
+    parser.add_argument("--backends", nargs="*", default=["jax", "torch"], help="Keras backends with a row of their own")
     args = parser.parse_args()
     if not args.malloc:
         keras_nsde.use_pooled_cpu_allocator()  # before any tensor exists
@@ -192,6 +218,8 @@ def main():
     for _ in range(args.repeats):  # interleaved, so drifts in machine load hit every variant alike
         for name, step in steps.items():
             results[name].append(median_seconds(step, 1))
+    for backend in args.backends:
+        results[f"keras_nsde autodiff, Keras {backend} backend"] = backend_step_times(backend, args.batch, args.repeats)
     roofline = (roofline + matmul_gflops()) / 2
     gflop = model_gflop(args.batch)
     torch_time = np.median(results.get("PyTorch Euler-Maruyama loop", [np.nan]))

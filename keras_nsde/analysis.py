@@ -9,14 +9,21 @@ so sigma^2 > 2L makes perturbations decay exponentially. These functions
 measure the left side on a block's own trajectories and estimate L.
 """
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_nsde import backend
 from keras_nsde.diffusions import Multiplicative
 
 
 def _per_example_norm(x):
-    return tf.norm(tf.reshape(x, [tf.shape(x)[0], -1]), axis=-1)
+    return ops.norm(ops.reshape(x, (x.shape[0], -1)), axis=-1)
+
+
+def _per_example(values, like):
+    """values of shape (batch,) broadcastable against `like`."""
+    return ops.reshape(values, (-1,) + (1,) * (len(like.shape) - 1))
 
 
 def lyapunov_exponent(block, h0, perturbation=1e-4, noise_seed=None, noise=True, seed=0, return_curve=False):
@@ -40,23 +47,21 @@ def lyapunov_exponent(block, h0, perturbation=1e-4, noise_seed=None, noise=True,
     Returns:
         lambda (float), or (lambda, times, curve) with `return_curve`.
     """
-    h0 = tf.convert_to_tensor(h0, block.compute_dtype)
-    direction = tf.random.stateless_normal(tf.shape(h0), seed=[seed, 0], dtype=h0.dtype)
+    h0 = ops.convert_to_tensor(h0, block.compute_dtype)
+    direction = keras.random.normal(h0.shape, dtype=h0.dtype, seed=seed)
     scale = _per_example_norm(h0)
-    scale = tf.where(scale > 0, perturbation * scale, tf.cast(perturbation, h0.dtype))
-    unit = direction / tf.reshape(_per_example_norm(direction), [-1] + [1] * (h0.shape.rank - 1))
-    eps0 = unit * tf.reshape(scale, [-1] + [1] * (h0.shape.rank - 1))
+    scale = ops.where(scale > 0, perturbation * scale, ops.cast(perturbation, h0.dtype))
+    eps0 = direction / _per_example(_per_example_norm(direction), h0) * _per_example(scale, h0)
     if noise and block.diffusion.is_noisy and noise_seed is None:
         noise_seed = block.new_noise_seed()
 
-    @tf.function
     def difference_norms(h0, eps0):
         path = block.brownian_path(h0, noise_seed) if noise and block.diffusion.is_noisy else None
         difference = block.trajectory(h0 + eps0, path) - block.trajectory(h0, path)
-        return tf.norm(tf.reshape(difference, [block.num_steps + 1, tf.shape(h0)[0], -1]), axis=-1)
+        return ops.norm(ops.reshape(difference, (block.num_steps + 1, h0.shape[0], -1)), axis=-1)
 
-    norms = difference_norms(h0, eps0)  # (N + 1, batch)
-    log_ratio = tf.math.log(norms / norms[0]).numpy().mean(axis=1)
+    norms = ops.convert_to_numpy(backend.get().trace(difference_norms)(h0, eps0))  # (N + 1, batch)
+    log_ratio = np.log(norms / norms[0]).mean(axis=1)
     duration = block.t1 - block.t0
     exponent = float(log_ratio[-1] / duration)
     if return_curve:
@@ -68,29 +73,24 @@ def lipschitz_estimate(block, h0, iterations=20, seed=0):
     """Largest singular value of df/dh along the block's noiseless trajectory from h0.
 
     Power iteration on J^T J with J = df/dh at each state (h_n, t_n):
-    forward-mode J v, then reverse-mode J^T (J v). It is a local lower
+    forward-mode J v, then reverse-mode J^T (J v) (the backend's
+    `jacobian_products`). It is a local lower
     estimate of the drift's Lipschitz constant L over the states visited
     (the batch is treated as one block-diagonal Jacobian, so this is the
     largest over the examples).
     """
-    states = block.trajectory(tf.convert_to_tensor(h0, block.compute_dtype))
+    states = block.trajectory(ops.convert_to_tensor(h0, block.compute_dtype))
     times = np.linspace(block.t0, block.t1, block.num_steps + 1)
     largest = 0.0
-    for h, t in zip(tf.unstack(states), times):
-        t = tf.constant(t, h.dtype)
-        v = tf.random.stateless_normal(tf.shape(h), seed=[seed, 1], dtype=h.dtype)
-        v = v / tf.norm(v)
+    for n, t in enumerate(times):
+        h = states[n]
+        t = ops.convert_to_tensor(t, h.dtype)
+        v = keras.random.normal(h.shape, dtype=h.dtype, seed=seed + 1)
+        v = v / ops.norm(ops.reshape(v, (-1,)))
         for _ in range(iterations):
-            # One drift evaluation, recorded by both: forward mode gives J v,
-            # the tape then gives J^T (J v).
-            with tf.GradientTape() as tape:
-                tape.watch(h)
-                with tf.autodiff.ForwardAccumulator(h, v) as accumulator:
-                    f = block.drift_fn(h, t)
-            jv = accumulator.jvp(f)
-            jtjv = tape.gradient(f, h, output_gradients=jv)
-            singular_value = float(tf.norm(jv))
-            v = jtjv / tf.norm(jtjv)
+            jv, jtjv = backend.get().jacobian_products(lambda h, t=t: block.drift_fn(h, t), h, v)
+            singular_value = float(ops.norm(ops.reshape(jv, (-1,))))
+            v = jtjv / ops.norm(ops.reshape(jtjv, (-1,)))
         largest = max(largest, singular_value)
     return largest
 

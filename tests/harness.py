@@ -1,6 +1,7 @@
 """A small layer-test harness in the spirit of keras-hub's, on public APIs only."""
 
 import keras
+import pytest
 import numpy as np
 
 
@@ -26,3 +27,7 @@ def run_model_saving_test(model, x, path):
     restored = keras.saving.load_model(path)
     np.testing.assert_array_equal(deterministic_output(restored, x), expected)
     return restored
+
+
+# A test of a feature that only the TensorFlow backend has (in a module that runs on every backend).
+tensorflow_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a TensorFlow-only feature")

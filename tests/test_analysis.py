@@ -4,6 +4,8 @@ import pytest
 
 from keras_nsde import SDEBlock, analysis
 
+pytestmark = pytest.mark.all_backends
+
 
 def toy_block(sigma, t1=5.0, num_steps=5000):
     """dx = x dt + sigma x dB, whose Lyapunov exponent is exactly 1 - sigma^2 / 2 (Ito)."""
@@ -30,7 +32,7 @@ def test_lipschitz_estimate_of_a_linear_drift_is_its_largest_singular_value():
     dense = keras.layers.Dense(4, use_bias=False, dtype="float64")
     block = SDEBlock(drift=dense, num_steps=2, dtype="float64")
     block.build((None, 4))
-    matrix = dense.kernel.numpy()
+    matrix = keras.ops.convert_to_numpy(dense.kernel)
     estimate = analysis.lipschitz_estimate(block, np.random.default_rng(0).normal(size=(1, 4)), iterations=50)
     assert estimate == pytest.approx(np.linalg.svd(matrix, compute_uv=False)[0], rel=1e-6)
 

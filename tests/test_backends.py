@@ -163,6 +163,27 @@ def test_pathwise_gradients_equal_autodiff_gradients(checkpoints):
         np.testing.assert_allclose(actual, expected, rtol=2e-4, atol=1e-5 * largest)
 
 
+def test_pathwise_jvp_is_the_directional_derivative_along_the_weights():
+    """Forward-mode beta_T v (Theorem 3.1) against reverse mode: <u, beta_T v> = <d<u, h_T>/dw, v> on one path."""
+    keras.utils.set_random_seed(0)
+    x = images(2)
+    block = keras_nsde.SDEBlock(diffusion="multiplicative", num_steps=3, seed=2)
+    block.build(x.shape)
+    noise_seed = np.array([5, 6], "int32")
+    rng = np.random.default_rng(0)
+    direction = [rng.normal(size=v.shape).astype("float32") for v in block.trainable_variables]
+    cotangent = rng.normal(size=x.shape).astype("float32")
+    h_final, beta_v = keras_nsde.gradients.pathwise_jvp(block, x, direction, noise_seed=noise_seed)
+    np.testing.assert_allclose(numpy(h_final), numpy(block(x, noise_seed=noise_seed)), rtol=1e-5, atol=1e-5)
+
+    def loss(h0):
+        return ops.sum(ops.convert_to_tensor(cotangent) * block.solve(h0, block.brownian_path(h0, noise_seed)))
+
+    weight_gradients = value_and_gradients(loss, block, x)[1:]
+    reverse = sum(float(np.sum(numpy(g) * d)) for g, d in zip(weight_gradients, direction))
+    assert float(np.sum(cotangent * numpy(beta_v))) == pytest.approx(reverse, rel=1e-4)
+
+
 def value_and_gradients(loss, layer, x):
     """Gradients of loss(x) with respect to x and the layer's trainable weights, on the current backend."""
     backend = keras.backend.backend()
@@ -261,5 +282,7 @@ def test_features_a_backend_lacks_are_value_errors_naming_backend_and_feature():
         keras_nsde.SDEBlock(solver="dopri5")
     with pytest.raises(ValueError, match=rf"(?s)gradient='reversible'.*backend='{backend}'"):
         keras_nsde.SDEBlock(num_steps=2, solver="reversible_heun", gradient="reversible")(images(2), training=True)
+    with pytest.raises(ValueError, match=rf"(?s)projected_gradient_descent.*backend='{backend}'"):
+        keras_nsde.evaluation.pgd_accuracy(classifier(), images(2), np.zeros(2, "int64"), [0.5], steps=1)
     with pytest.raises(ValueError, match=rf"(?s)jit_compile=True.*backend='{backend}'"):
         keras_nsde.evaluation.ensemble_predict(classifier(), images(2), samples=2, jit_compile=True)

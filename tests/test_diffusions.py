@@ -7,6 +7,8 @@ import pytest
 from keras_nsde import SDEBlock, diffusions
 from tests.custom_diffusion import TanhDiffusion
 
+pytestmark = pytest.mark.all_backends
+
 H = np.array([[1.0, -2.0, 0.5]], "float32")
 F = np.array([[0.3, 0.1, -4.0]], "float32")
 

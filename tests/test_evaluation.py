@@ -1,9 +1,13 @@
+import keras
 import numpy as np
 import pytest
 
 from keras_nsde import evaluation
 from keras_nsde.evaluation import ensemble_predict, noise_at_inference
 from keras_nsde.models import paper_classifier
+from tests.harness import tensorflow_only
+
+pytestmark = pytest.mark.all_backends
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,7 @@ def test_ensemble_is_a_probability_average_that_settles_as_samples_grow(images):
 
 def test_ensemble_of_the_neural_ode_is_its_softmax(images):
     model = paper_classifier("digits", "none", num_steps=2)
-    logits = model(images).numpy()
+    logits = keras.ops.convert_to_numpy(model(images))
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(ensemble_predict(model, images, samples=3), expected, rtol=1e-5)
 
@@ -42,6 +46,7 @@ def test_value_error_for_zero_samples(images):
         ensemble_predict(paper_classifier("digits", "additive", num_steps=1), images, samples=0)
 
 
+@tensorflow_only
 def test_repeated_ensemble_predictions_trace_once(images):
     model = paper_classifier("digits", "additive", num_steps=2, seed=0)
     for batch in (images, images[:2], images[:5]):

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_nsde import kernels
-from keras_nsde.kernels import build, group_norm_ops, load_kernels
+from keras_nsde.backend.tensorflow.kernels import build, group_norm_ops, load_kernels
 
 needs_compiler = pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler")
 needs_kernels = pytest.mark.skipif(load_kernels() is None, reason="compiled kernels not built here")
@@ -92,7 +92,7 @@ def test_a_library_that_does_not_load_warns_and_falls_back(fresh_build, monkeypa
     assert not list((fresh_build / "cache").glob("*.so"))
 
 
-BUILD_AND_LOAD = "from keras_nsde.kernels import load_kernels; assert load_kernels() is not None; print('loaded')"
+BUILD_AND_LOAD = "from keras_nsde.backend.tensorflow.kernels import load_kernels; assert load_kernels() is not None; print('loaded')"
 
 
 @needs_kernels

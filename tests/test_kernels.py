@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from keras_nsde import GroupNorm
 from keras_nsde import kernels
-from keras_nsde.kernels import group_norm_ops, load_kernels
+from keras_nsde.backend.tensorflow.kernels import group_norm_ops, load_kernels
 
 needs_kernels = pytest.mark.skipif(load_kernels() is None, reason="fused kernels not built here")
 

@@ -4,6 +4,8 @@ import pytest
 from keras_nsde import SDEBlock
 from keras_nsde.models import paper_classifier
 
+pytestmark = pytest.mark.all_backends
+
 DIFFUSIONS = ["none", "additive", "multiplicative", "dropout"]
 
 

@@ -5,6 +5,8 @@ import pytest
 
 from keras_nsde.evaluation import statistics
 
+pytestmark = pytest.mark.all_backends
+
 
 def test_bootstrap_interval_covers_the_true_accuracy_and_is_not_too_wide():
     """Resampling seeds and images is conservative when seeds do not matter (here), never liberal."""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nsde.kernels import conv_ops, load_kernels
+from keras_nsde.backend.tensorflow.kernels import conv_ops, load_kernels
 from keras_nsde.backend.tensorflow.same_conv import same_conv2d
 
 pytestmark = pytest.mark.skipif(load_kernels() is None, reason="compiled kernels not built here")

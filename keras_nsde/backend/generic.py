@@ -102,3 +102,18 @@ def compile_function(function, input_shape, dtype, jit_compile=False):
             f"Received: backend={keras.backend.backend()!r}"
         )
     return function
+
+
+def stateless(function, variables):
+    """`function()` as a function of the values of `variables`, for transformations that take them as arguments."""
+
+    def call(*values):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return function()
+
+    return call
+
+
+def trace(function):
+    """`function` as it is: run eagerly (JAX and PyTorch)."""
+    return function

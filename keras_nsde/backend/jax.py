@@ -12,6 +12,8 @@ from keras_nsde.backend.generic import (  # noqa: F401
     random_shape,
     same_conv2d,
     size,
+    stateless,
+    trace,
 )
 
 
@@ -39,3 +41,15 @@ def executing_eagerly(x):
 
 def integrate_reversible(*args, **kwargs):
     raise unsupported("gradient='reversible'", "jax")
+
+
+def weight_jvp(function, variables, direction):
+    """(y, dy/dw v) for y = function() reading `variables`: jax.jvp with the weights passed explicitly."""
+    return jax.jvp(stateless(function, variables), tuple(v.value for v in variables), tuple(direction))
+
+
+def jacobian_products(function, x, v):
+    """(J v, J^T J v) for J = d function / dx at x."""
+    y, jv = jax.jvp(function, (x,), (v,))
+    _, pullback = jax.vjp(function, x)
+    return jv, pullback(jv)[0]

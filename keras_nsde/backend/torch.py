@@ -12,6 +12,8 @@ from keras_nsde.backend.generic import (  # noqa: F401
     random_shape,
     same_conv2d,
     size,
+    stateless,
+    trace,
 )
 
 MASK = (1 << 64) - 1
@@ -57,3 +59,15 @@ def executing_eagerly(x):
 
 def integrate_reversible(*args, **kwargs):
     raise unsupported("gradient='reversible'", "torch")
+
+
+def weight_jvp(function, variables, direction):
+    """(y, dy/dw v) for y = function() reading `variables`: torch.func.jvp with the weights passed explicitly."""
+    return torch.func.jvp(stateless(function, variables), tuple(v.value for v in variables), tuple(direction))
+
+
+def jacobian_products(function, x, v):
+    """(J v, J^T J v) for J = d function / dx at x."""
+    _, jv = torch.func.jvp(function, (x,), (v,))
+    _, pullback = torch.func.vjp(function, x)
+    return jv.detach(), pullback(jv)[0].detach()

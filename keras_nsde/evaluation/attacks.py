@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nsde import optional
+from keras_nsde.backend import unsupported
 from keras_nsde.evaluation.ensemble import TestTimeEnsemble, ensemble_log_probabilities
 
 NORMS = {"l2": 2, "linf": np.inf, 2: 2, np.inf: np.inf}
@@ -218,6 +219,9 @@ def _in_batches(compiled, x, y, batch_size, verbose, *scalars):
 
 
 def _cleverhans(attack):
+    if keras.backend.backend() != "tensorflow":
+        # cleverhans 4.0's JAX attacks import jax.experimental.stax, gone from JAX since 0.4.
+        raise unsupported(f"The {attack} attack (cleverhans' TF2 attacks)")
     return optional.require(f"cleverhans.tf2.attacks.{attack}", extra="attacks")
 
 

@@ -2,7 +2,7 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_nsde.data import cifar10_corruptions, load_corrupted
 from keras_nsde.evaluation.ensemble import TestTimeEnsemble, accuracy
@@ -50,10 +50,10 @@ def perturbation_growth(model, x, x_perturbed, block_name="sde_block", noise=Tru
     """
     block = model.get_layer(block_name)
     stem = keras.Model(model.input, block.input)
-    h0 = tf.convert_to_tensor(stem(x, training=False))
-    h0_perturbed = tf.convert_to_tensor(stem(x_perturbed, training=False))
+    h0 = ops.convert_to_tensor(stem(x, training=False))
+    h0_perturbed = ops.convert_to_tensor(stem(x_perturbed, training=False))
     path = block.brownian_path(h0, noise_seed) if noise and block.diffusion.is_noisy else None
     difference = block.trajectory(h0_perturbed, path) - block.trajectory(h0, path)
-    norms = tf.norm(tf.reshape(difference, [block.num_steps + 1, tf.shape(h0)[0], -1]), axis=-1).numpy()
+    norms = ops.convert_to_numpy(ops.norm(ops.reshape(difference, (block.num_steps + 1, h0.shape[0], -1)), axis=-1))
     times = np.linspace(block.t0, block.t1, block.num_steps + 1)
     return times, norms if per_example else norms.mean(axis=1)

@@ -1,6 +1,8 @@
 """Theorem 3.1 in forward mode: beta_t = dh_t/dw solved alongside h_t."""
 
-import tensorflow as tf
+from keras import ops
+
+from keras_nsde import backend
 
 
 def pathwise_jvp(block, h0, direction, noise_seed=None, dW=None):
@@ -27,14 +29,13 @@ def pathwise_jvp(block, h0, direction, noise_seed=None, dW=None):
         (h_T, beta_T v), both with h0's shape (or the trajectory's, with
         `return_trajectory=True`).
     """
-    variables = [v.value for v in block.trainable_variables]
+    variables = block.trainable_variables
     if len(direction) != len(variables):
         raise ValueError(
             f"direction must have one tensor per trainable variable ({len(variables)}). "
             f"Received: {len(direction)} tensors"
         )
-    h0 = tf.convert_to_tensor(h0, block.compute_dtype)
+    h0 = ops.convert_to_tensor(h0, block.compute_dtype)
     path = block.brownian_path(h0, noise_seed, dW) if block.diffusion.is_noisy else None
-    with tf.autodiff.ForwardAccumulator(variables, list(direction)) as accumulator:
-        h_final = block.solve(h0, path, gradient="autodiff")
-    return h_final, accumulator.jvp(h_final, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    direction = [ops.cast(d, v.dtype) for d, v in zip(direction, variables)]
+    return backend.get().weight_jvp(lambda: block.solve(h0, path, gradient="autodiff"), variables, direction)

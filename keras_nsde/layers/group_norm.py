@@ -17,7 +17,7 @@ class GroupNorm(keras.layers.Layer):
     the write. On TensorFlow the gradient is written out in closed form the
     same way (`keras_nsde.backend.tensorflow.group_norm`) instead of
     autodiff's chain, and on CPUs the passes run as compiled one-pass kernels
-    (`keras_nsde.kernels`) for float32; on JAX and PyTorch it is the same
+    (`keras_nsde.backend.tensorflow.kernels`) for float32; on JAX and PyTorch it is the same
     function in keras.ops (`keras_nsde.backend.generic.group_norm`).
     The variance is E[x^2] - E[x]^2, accurate in float32 for activations whose
     mean is not many orders of magnitude above their spread (statistics are

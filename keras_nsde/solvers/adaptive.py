@@ -1,7 +1,6 @@
 """An adaptive Neural ODE baseline: TensorFlow Probability's Dormand-Prince (RK45)."""
 
 import keras
-import tensorflow as tf
 
 from keras_nsde import optional
 from keras_nsde.backend import unsupported
@@ -65,6 +64,6 @@ def dormand_prince(drift_fn, h0, t0=0.0, t1=1.0, rtol=1e-3, atol=1e-6, return_tr
     tfp = optional.require("tensorflow_probability", extra="dopri5")
     solver = tfp.math.ode.DormandPrince(rtol=rtol, atol=atol)
     times = [t1] if return_trajectory_at is None else return_trajectory_at
-    results = solver.solve(lambda t, h: drift_fn(h, tf.cast(t, h.dtype)), t0, h0, solution_times=times)
+    results = solver.solve(lambda t, h: drift_fn(h, keras.ops.cast(t, h.dtype)), t0, h0, solution_times=times)
     states = results.states[-1] if return_trajectory_at is None else results.states
     return states, results.diagnostics.num_ode_fn_evaluations

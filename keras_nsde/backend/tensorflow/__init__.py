@@ -4,6 +4,7 @@ import math
 
 import tensorflow as tf
 
+from keras_nsde.backend.tensorflow.autodiff import jacobian_products, weight_jvp
 from keras_nsde.backend.tensorflow.group_norm import group_norm
 from keras_nsde.backend.tensorflow.loop import integrate
 from keras_nsde.backend.tensorflow.pathwise import integrate_pathwise
@@ -52,6 +53,11 @@ def executing_eagerly(x):
     return tf.executing_eagerly()
 
 
+def trace(function):
+    """`function` as one tf.function (a graph per input signature)."""
+    return tf.function(function)
+
+
 def compile_function(function, input_shape, dtype, jit_compile=False):
     """`function(x)` as one tf.function for every x of `input_shape` (None: any size) and `dtype`."""
     return tf.function(function, input_signature=[tf.TensorSpec(input_shape, dtype)], jit_compile=jit_compile)
@@ -65,10 +71,13 @@ __all__ = [
     "integrate",
     "integrate_pathwise",
     "integrate_reversible",
+    "jacobian_products",
     "random_shape",
     "replica_seed",
     "same_conv2d",
     "seed",
     "size",
+    "trace",
     "uniform",
+    "weight_jvp",
 ]

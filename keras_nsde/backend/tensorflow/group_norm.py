@@ -1,8 +1,8 @@
-"""GroupNorm(+ReLU) on TensorFlow: closed-form gradient, one-pass CPU kernels (`keras_nsde.kernels`)."""
+"""GroupNorm(+ReLU) on TensorFlow: closed-form gradient, one-pass CPU kernels (`keras_nsde.backend.tensorflow.kernels`)."""
 
 import tensorflow as tf
 
-from keras_nsde.kernels import group_norm_ops
+from keras_nsde.backend.tensorflow.kernels import group_norm_ops
 
 
 def group_norm(x, gamma, beta, groups, epsilon, relu=False):

@@ -12,13 +12,13 @@ benchmarks/op_time.py measured 14.0 ms forward, 19.2 ms Conv2DBackpropInput and
 which take forward and backward together to 32.1 ms against 37.2 ms with TF's
 gradient, so `same_conv2d` uses them on CPU. Where keras_nsde's compiled
 kernels run (float32, 3x3, channels multiples of 8) it is faster still:
-Winograd F(2x2, 3x3) (`keras_nsde.kernels.conv_ops`). With a GPU visible it
+Winograd F(2x2, 3x3) (`keras_nsde.backend.tensorflow.kernels.conv_ops`). With a GPU visible it
 is plain `tf.nn.conv2d` and its cuDNN gradient.
 """
 
 import tensorflow as tf
 
-from keras_nsde.kernels import conv_ops
+from keras_nsde.backend.tensorflow.kernels import conv_ops
 
 
 def same_conv2d(x, kernel):

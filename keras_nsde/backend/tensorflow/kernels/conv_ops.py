@@ -25,7 +25,7 @@ derivatives of every order exist.
 
 import tensorflow as tf
 
-from keras_nsde.kernels import can_fuse, load_kernels, register_twin_gradient
+from keras_nsde.backend.tensorflow.kernels import can_fuse, load_kernels, register_twin_gradient
 
 
 def can_winograd(x, kernel):

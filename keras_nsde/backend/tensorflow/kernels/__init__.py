@@ -39,7 +39,7 @@ import warnings
 
 import tensorflow as tf
 
-from keras_nsde.kernels.build import KernelBuildError, build_library
+from keras_nsde.backend.tensorflow.kernels.build import KernelBuildError, build_library
 
 try:  # No public API says whether tf.saved_model.save is tracing; without it, use portable_ops().
     from tensorflow.python.saved_model.save_context import in_save_context

@@ -11,7 +11,7 @@ where act is ReLU or the identity and m = dy * [x * scale + shift > 0] with
 relu (the ReLU's gradient mask), m = dy without. The sums are returned in
 float32 for half-precision inputs (float64 for float64).
 
-Each runs as the compiled kernel (`keras_nsde.kernels`) when called with
+Each runs as the compiled kernel (`keras_nsde.backend.tensorflow.kernels`) when called with
 `fused=True`, which `can_fuse(x)` allows for float32 on a machine without a
 GPU outside XLA-compiled functions, otherwise as the TensorFlow ops below
 (its twin). Decide once per forward pass and pass the same flag to the
@@ -22,7 +22,7 @@ them differentiates to any order.
 
 import tensorflow as tf
 
-from keras_nsde.kernels import can_fuse, load_kernels, register_twin_gradient
+from keras_nsde.backend.tensorflow.kernels import can_fuse, load_kernels, register_twin_gradient
 
 __all__ = ["affine", "affine_combine", "can_fuse", "channel_moments", "masked_channel_sums", "stats_dtype"]
 
