@@ -24,7 +24,7 @@ def integrate(step, state0, num_steps, return_trajectory=False, output=None):
     return ops.concatenate([ops.expand_dims(output(state0), 0), states], axis=0)
 
 
-def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints=None):
+def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints=None, loop=integrate):
     """Runs h_{n+1} = step(h_n, n) and differentiates it by recomputation: the pathwise gradient.
 
     The backward pass propagates a_n = a_{n+1} dPhi_n/dh and sums
@@ -34,7 +34,8 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
     (`jax.checkpoint`, `torch.utils.checkpoint`), which stores a segment's
     input and recomputes its steps when the gradient needs them. C = None
     picks ceil(sqrt(N)); with `return_trajectory` every state is kept
-    (K = 1). The gradients equal autodiff's up to rounding.
+    (K = 1). The gradients equal autodiff's up to rounding. `loop` is the
+    backend's `integrate`.
     """
     if return_trajectory:
         segment = 1
@@ -44,7 +45,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
 
     def run_steps(length):
         def run(state, start):
-            return ops.fori_loop(0, length, lambda i, h: step(h, start + i), state)
+            return loop(lambda h, i: step(h, start + i), state, length)
 
         return keras.remat(run)
 
@@ -54,7 +55,7 @@ def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints
     def segment_step(state, index):
         return run_segment(state, index * segment)
 
-    state = integrate(segment_step, h0, full_segments, return_trajectory)
+    state = loop(segment_step, h0, full_segments, return_trajectory)
     if rest:  # only without the trajectory (K = 1 otherwise)
         state = run_steps(rest)(state, full_segments * segment)
     return state
