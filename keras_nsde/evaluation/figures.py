@@ -5,7 +5,7 @@ no backend is chosen and no global matplotlib state changes.
 """
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_nsde import optional
 from keras_nsde.solvers import euler_maruyama
@@ -26,9 +26,9 @@ def toy_paths(sigma, runs=200, num_steps=2000, t1=5.0, x0=1.0, seed=0):
     rng = np.random.default_rng(seed)
     dW = rng.normal(0.0, np.sqrt(t1 / num_steps), size=(num_steps, runs))
     paths = euler_maruyama(
-        lambda h, t: h, lambda h, t, f: sigma * h, tf.fill([runs], np.float64(x0)), dW, t1=t1, return_trajectory=True
+        lambda h, t: h, lambda h, t, f: sigma * h, np.full(runs, x0, dtype=np.float64), dW, t1=t1, return_trajectory=True
     )
-    return np.linspace(0.0, t1, num_steps + 1), paths.numpy()
+    return np.linspace(0.0, t1, num_steps + 1), ops.convert_to_numpy(paths)
 
 
 def plot_toy(path, sigmas=(0.0, 2.8), runs=200, t1=5.0):
