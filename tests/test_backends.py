@@ -211,6 +211,31 @@ def value_and_gradients(loss, layer, x):
     return torch.autograd.grad(value, [x] + [v.value for v in layer.trainable_variables])
 
 
+@pytest.mark.parametrize("relu", [False, True])
+def test_group_norm_equals_keras_group_normalization_in_value_and_gradient(relu):
+    """The backend's group norm (PyTorch: torch's fused kernel on a channels-last view) against Keras' layers."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(loc=1.0, scale=2.0, size=(2, 5, 6, 8)).astype("float32")
+    weights = [rng.uniform(0.5, 1.5, 8).astype("float32"), rng.normal(size=8).astype("float32")]
+    ours = keras_nsde.GroupNorm(4, relu=relu)
+    reference = keras.Sequential([keras.layers.GroupNormalization(4, epsilon=1e-5)] + [keras.layers.ReLU()] * relu)
+    results = []
+    for layer in (ours, reference):
+        layer.build(x.shape)
+        layer.set_weights(weights)
+        value = numpy(layer(x))
+        results.append([value, *value_and_gradients(lambda h, layer=layer: ops.sum(ops.sin(layer(h))), layer, x)])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(numpy(got), numpy(want), rtol=1e-4, atol=1e-4)
+
+
+def test_group_norm_under_mixed_precision_keeps_float16_output():
+    layer = keras_nsde.GroupNorm(2, dtype="mixed_float16")
+    y = layer(np.random.default_rng(0).normal(size=(2, 3, 3, 4)).astype("float32"))
+    assert keras.backend.standardize_dtype(y.dtype) == "float16"
+    np.testing.assert_allclose(numpy(y).astype("float32").reshape(2, -1, 2, 2).mean(axis=(1, 3)), 0.0, atol=2e-3)
+
+
 def strong_errors(solve, levels=(8, 16, 32, 64), num_paths=1000, fine=256, seed=1):
     """Mean |x_N - x_exact| on GBM paths (closed form x_T = x_0 exp((mu - sigma^2/2) T + sigma B_T)), float32."""
     problem = GeometricBrownianMotion(mu=1.0, sigma=1.0)
