@@ -5,6 +5,8 @@ run on every backend (`.ci/run` runs the suite once per backend).
 """
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -307,7 +309,31 @@ def test_features_a_backend_lacks_are_value_errors_naming_backend_and_feature():
         keras_nsde.SDEBlock(solver="dopri5")
     with pytest.raises(ValueError, match=rf"(?s)gradient='reversible'.*backend='{backend}'"):
         keras_nsde.SDEBlock(num_steps=2, solver="reversible_heun", gradient="reversible")(images(2), training=True)
-    with pytest.raises(ValueError, match=rf"(?s)projected_gradient_descent.*backend='{backend}'"):
-        keras_nsde.evaluation.pgd_accuracy(classifier(), images(2), np.zeros(2, "int64"), [0.5], steps=1)
+    if backend == "jax":  # PyTorch has cleverhans.torch (tests/test_attacks.py)
+        with pytest.raises(ValueError, match=rf"(?s)projected_gradient_descent.*backend='{backend}'"):
+            keras_nsde.evaluation.pgd_accuracy(classifier(), images(2), np.zeros(2, "int64"), [0.5], steps=1)
     with pytest.raises(ValueError, match=rf"(?s)jit_compile=True.*backend='{backend}'"):
         keras_nsde.evaluation.ensemble_predict(classifier(), images(2), samples=2, jit_compile=True)
+
+
+WITHOUT_TENSORFLOW = """
+import sys
+import keras, numpy as np
+import keras_nsde
+model = keras.Sequential([keras.Input((8, 8, 4)), keras_nsde.SDEBlock(diffusion="multiplicative", num_steps=2),
+                          keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+model.fit(np.random.rand(8, 8, 8, 4).astype("float32"), np.zeros(8), verbose=0)
+keras_nsde.evaluation.ensemble_predict(model, np.random.rand(2, 8, 8, 4).astype("float32"), samples=2)
+print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+def test_import_train_and_predict_do_not_import_tensorflow_on_jax_and_torch():
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        pytest.skip("TensorFlow is the backend")
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    result = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "tensorflow imported: False"

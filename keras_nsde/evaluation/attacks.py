@@ -12,22 +12,25 @@ that are masked or obfuscated; an SPSA accuracy well below the PGD+EOT
 accuracy on the same images is the standard sign that the gradients, not the
 model, were the obstacle.
 
-Each attack is compiled once per model, ensemble size, attack settings and
-image shape, and reused across calls and batches.
+The attacks are cleverhans' own, for the Keras backend in use:
+`cleverhans.tf2` on TensorFlow (`attacks_tensorflow`: compiled once per
+model, ensemble size, attack settings and image shape, and reused across
+calls and batches), `cleverhans.torch` on PyTorch (`attacks_torch`).
+cleverhans 4.0's JAX attacks import `jax.experimental.stax`, gone from JAX,
+so on JAX the attacks raise a ValueError.
 """
 
-import contextlib
+import importlib
 import weakref
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_nsde import optional
 from keras_nsde.backend import unsupported
 from keras_nsde.evaluation.ensemble import TestTimeEnsemble, ensemble_log_probabilities
 
 NORMS = {"l2": 2, "linf": np.inf, 2: 2, np.inf: np.inf}
+BACKEND_ATTACKS = {"tensorflow": "attacks_tensorflow", "torch": "attacks_torch"}
 
 
 def pgd_attack(model, x, y, epsilon, norm=2, steps=40, step_size=None, eot_samples=1, batch_size=128, verbose=0):
@@ -39,44 +42,31 @@ def pgd_attack(model, x, y, epsilon, norm=2, steps=40, step_size=None, eot_sampl
         epsilon: ball radius; 0 returns x unchanged.
         norm: 2 / "l2" or np.inf / "linf".
         steps: PGD iterations (the authors: 40).
-        step_size: per-step size; default min(epsilon, 2.5 * epsilon / steps) (Madry et al.).
+        step_size: per-step size in (0, epsilon]; default min(epsilon, 2.5 * epsilon / steps) (Madry et al.).
         eot_samples: noise samples averaged per gradient (ignored for an ensemble).
         batch_size: images attacked at once.
         verbose: 1 shows a progress bar over the batches.
     """
-    fast_gradient_method = _cleverhans("fast_gradient_method").fast_gradient_method
-    clip_eta = _cleverhans_utils().clip_eta
+    implementation = _backend_attacks("projected_gradient_descent")
     norm = _check(norm, epsilon)
     if epsilon == 0:
         return np.asarray(x)
-    ensemble = model if isinstance(model, TestTimeEnsemble) else TestTimeEnsemble(model, samples=eot_samples)
     step_size = min(epsilon, 2.5 * epsilon / steps) if step_size is None else step_size
-    log_probabilities = _weakly_bound(ensemble)
-
-    def attack(x, y, epsilon, step_size):
-        # cleverhans' projected_gradient_descent (rand_init=False): an FGM step, then the projection
-        # onto the ball and the box; in a graph loop so that it compiles once for every epsilon.
-        def step(i, x_adv):
-            x_adv = fast_gradient_method(
-                log_probabilities, x_adv, step_size, norm, clip_min=0.0, clip_max=1.0, y=y, sanity_checks=False
-            )
-            return i + 1, tf.clip_by_value(x + clip_eta(x_adv - x, norm, epsilon), 0.0, 1.0)
-
-        return tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), x))[1]
-
-    compiled = _compiled(ensemble, ("pgd", steps, norm), attack, x)
-    return _in_batches(compiled, x, y, batch_size, verbose, epsilon, step_size)
+    if not 0 < step_size <= epsilon:
+        raise ValueError(f"step_size must be in (0, epsilon={epsilon!r}]. Received: step_size={step_size!r}")
+    ensemble = model if isinstance(model, TestTimeEnsemble) else TestTimeEnsemble(model, samples=eot_samples)
+    attack = implementation.pgd(ensemble, _weakly_bound(ensemble), norm, steps, x)
+    return _in_batches(attack, x, y, batch_size, verbose, epsilon, step_size)
 
 
 def spsa_attack(model, x, y, epsilon, norm=2, steps=20, samples=64, learning_rate=0.01, delta=0.01, eot_samples=1,
                 verbose=0):
     """Gradient-free SPSA adversarial images within the `norm`-ball of radius epsilon, clipped to [0, 1].
 
-    cleverhans' SPSA (`cleverhans.tf2.attacks.spsa`: its SPSA-Adam gradient
-    estimate and projected optimisation, margin loss on the ensemble's log
-    probabilities) one image at a time. cleverhans projects onto the L-inf
-    ball; for norm 2 the same optimisation runs with a projection onto the
-    L2 ball intersected with the unit box.
+    cleverhans' SPSA (its SPSA-Adam gradient estimate and projected
+    optimisation, margin loss on the ensemble's log probabilities) one image
+    at a time, on the L2 ball (norm 2) or the L-inf ball, intersected with the
+    unit box.
 
     Args:
         steps: optimisation steps; each evaluates the model on `samples`
@@ -85,29 +75,15 @@ def spsa_attack(model, x, y, epsilon, norm=2, steps=20, samples=64, learning_rat
         learning_rate, delta: SPSA-Adam's step size and finite-difference size.
         Others as for `pgd_attack`.
     """
-    spsa = _cleverhans("spsa")
+    implementation = _backend_attacks("spsa")
     norm = _check(norm, epsilon)
     if epsilon == 0:
         return np.asarray(x)
     if samples < 2 or samples % 2:
         raise ValueError(f"samples must be an even int >= 2. Received: samples={samples!r}")
     ensemble = model if isinstance(model, TestTimeEnsemble) else TestTimeEnsemble(model, samples=eot_samples)
-    log_probabilities = _weakly_bound(ensemble)
-    project = spsa._project_perturbation if norm == np.inf else _l2_projection(_cleverhans_utils().clip_eta)
-    optimizer = _spsa_adam(spsa, learning_rate, delta, samples)
-
-    def attack(x, y, epsilon):
-        def margin_loss(images, labels):  # minimised: minus the true class's margin over the best other class
-            logits = log_probabilities(images)
-            return -spsa.margin_logit_loss(logits, labels, nb_classes=logits.shape[-1])
-
-        return spsa.projected_optimization(
-            margin_loss, x, y, epsilon, steps, optimizer, clip_min=0.0, clip_max=1.0, project_perturbation=project
-        )
-
-    compiled = _compiled(ensemble, ("spsa", steps, samples, learning_rate, delta, norm), attack, x[:1])
-    with _quiet_tensorflow_deprecations():  # cleverhans' loop passes back_prop=False; nothing a user can change
-        return _in_batches(compiled, x, y, 1, verbose, epsilon)
+    attack = implementation.spsa(ensemble, _weakly_bound(ensemble), norm, steps, samples, learning_rate, delta, x[:1])
+    return _in_batches(attack, x, y, 1, verbose, epsilon)
 
 
 def attack_correct(model, x, y, epsilon, attack="pgd", eot_samples=1, ttn_samples=20, **attack_kwargs):
@@ -134,7 +110,7 @@ def pgd_accuracy(model, x, y, epsilons, norm=2, steps=40, eot_samples=1, ttn_sam
     ensemble of `ttn_samples` passes when it has noise, else by its
     deterministic output. See `pgd_attack` for `eot_samples`.
     """
-    _cleverhans("projected_gradient_descent")  # fail before any work when cleverhans is missing
+    _backend_attacks("projected_gradient_descent").require()  # fail before any work without cleverhans
     return {
         float(epsilon): float(np.mean(attack_correct(
             model, x, y, epsilon, "pgd", eot_samples, ttn_samples, norm=norm, steps=steps, batch_size=batch_size,
@@ -142,40 +118,6 @@ def pgd_accuracy(model, x, y, epsilons, norm=2, steps=40, eot_samples=1, ttn_sam
         )))
         for epsilon in epsilons
     }
-
-
-def _l2_projection(clip_eta):
-    """cleverhans' SPSA projection for the L2 ball: scale into ||delta||_2 <= epsilon, then clip to the box."""
-
-    def project(perturbation, epsilon, input_image, clip_min=None, clip_max=None):
-        delta = clip_eta(perturbation, 2, epsilon)
-        return tf.clip_by_value(input_image + delta, clip_min, clip_max) - input_image
-
-    return project
-
-
-def _spsa_adam(spsa, learning_rate, delta, samples):
-    """cleverhans' SPSA-Adam estimator, constructed for Keras 3.
-
-    cleverhans 4.0 builds it on `tf.optimizers.Adam(lr=...)`, Keras 2's
-    signature, which Keras 3's Adam rejects; the estimator itself only reads
-    lr, beta_1, beta_2 and epsilon, so it is built here with Keras 3's
-    arguments and the same attributes.
-    """
-
-    class SPSAAdam(spsa.SPSAAdam):
-        def __init__(self):
-            keras.optimizers.Adam.__init__(self, learning_rate=learning_rate)
-            self._delta = delta
-            self._num_samples = samples // 2  # mirrored: +delta and -delta
-            self._num_iters = 1
-            self._compare_to_analytic_grad = False
-
-        @property
-        def lr(self):
-            return learning_rate
-
-    return SPSAAdam()
 
 
 def _weakly_bound(ensemble):
@@ -193,49 +135,21 @@ def _check(norm, epsilon):
     return NORMS[norm]
 
 
-def _compiled(ensemble, key, attack, x):
-    """`attack(x, y, *scalars)` compiled once per model, ensemble, attack settings and image shape."""
-    cache = _COMPILED.setdefault(ensemble.model, {})
-    key = (*key, ensemble.samples, ensemble.noise, ensemble.from_logits, tuple(x.shape[1:]))
-    if key not in cache:
-        cache[key] = tf.function(attack)
-    return cache[key]
-
-
-# model -> {attack settings: compiled attack}; entries go with their model.
-_COMPILED = weakref.WeakKeyDictionary()
-
-
-def _in_batches(compiled, x, y, batch_size, verbose, *scalars):
-    """compiled(x_batch, y_batch, *scalars) over the batches, with a progress bar over the images."""
+def _in_batches(attack, x, y, batch_size, verbose, *scalars):
+    """attack(x_batch, y_batch, *scalars) over the batches, with a progress bar over the images."""
     x, y = np.asarray(x, "float32"), np.asarray(y)
-    scalars = [tf.constant(scalar, tf.float32) for scalar in scalars]
     progress = keras.utils.Progbar(len(x), verbose=verbose, unit_name="image")
     batches = []
     for i in range(0, len(x), batch_size):
-        batches.append(compiled(tf.constant(x[i : i + batch_size]), tf.constant(y[i : i + batch_size]), *scalars).numpy())
+        batches.append(attack(x[i : i + batch_size], y[i : i + batch_size], *scalars))
         progress.add(len(batches[-1]))
     return np.concatenate(batches)
 
 
-def _cleverhans(attack):
-    if keras.backend.backend() != "tensorflow":
+def _backend_attacks(attack):
+    """The module of cleverhans' attacks for the current Keras backend."""
+    backend = keras.backend.backend()
+    if backend not in BACKEND_ATTACKS:
         # cleverhans 4.0's JAX attacks import jax.experimental.stax, gone from JAX since 0.4.
-        raise unsupported(f"The {attack} attack (cleverhans' TF2 attacks)")
-    return optional.require(f"cleverhans.tf2.attacks.{attack}", extra="attacks")
-
-
-def _cleverhans_utils():
-    return optional.require("cleverhans.tf2.utils", extra="attacks")
-
-
-@contextlib.contextmanager
-def _quiet_tensorflow_deprecations():
-    """TensorFlow's deprecation notices off for the block, then the logger's level as it was."""
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+        raise unsupported(f"The {attack} attack (cleverhans' TF2 and PyTorch attacks)")
+    return importlib.import_module(f"keras_nsde.evaluation.{BACKEND_ATTACKS[backend]}")

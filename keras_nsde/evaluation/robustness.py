@@ -4,7 +4,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_nsde.data import cifar10_corruptions, load_corrupted
 from keras_nsde.evaluation.ensemble import TestTimeEnsemble, accuracy
 
 
@@ -22,13 +21,15 @@ def corruption_accuracy(model, levels=(1, 2, 3, 4, 5), corruptions=None, samples
     Returns:
         {"by_level": {level: mean accuracy}, "by_corruption": {name: {level: accuracy}}}
     """
+    from keras_nsde import data  # tfds through tf.data, imported on use: TensorFlow only when it is needed
+
     predictor = TestTimeEnsemble(model, samples=samples, noise=samples > 1)
     by_corruption = {}
-    for name in corruptions or cifar10_corruptions():
+    for name in corruptions or data.cifar10_corruptions():
         by_corruption[name] = {}
         for level in levels:
             hits, total = 0.0, 0
-            for images, labels in load_corrupted(name, level, data_dir=data_dir, limit=limit):
+            for images, labels in data.load_corrupted(name, level, data_dir=data_dir, limit=limit):
                 hits += accuracy(predictor.predict(images.numpy()), labels.numpy()) * len(labels)
                 total += len(labels)
             by_corruption[name][level] = hits / total
