@@ -31,3 +31,30 @@ def run_model_saving_test(model, x, path):
 
 # A test of a feature that only the TensorFlow backend has (in a module that runs on every backend).
 tensorflow_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a TensorFlow-only feature")
+
+
+def value_and_gradients(loss, layer, x):
+    """Gradients of loss(x) with respect to x and the layer's trainable weights, on the current backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = loss(x)
+        return tape.gradient(value, [x] + layer.trainable_variables)
+    if backend == "jax":
+        import jax
+
+        def stateless(values, x):
+            with keras.StatelessScope(state_mapping=list(zip(layer.trainable_variables, values))):
+                return loss(x)
+
+        grads = jax.grad(stateless, argnums=(0, 1))([v.value for v in layer.trainable_variables], x)
+        return [grads[1]] + list(grads[0])
+    import torch
+
+    x = torch.tensor(x, requires_grad=True)
+    value = loss(x)
+    return torch.autograd.grad(value, [x] + [v.value for v in layer.trainable_variables])

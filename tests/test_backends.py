@@ -15,6 +15,7 @@ from keras import ops
 
 import keras_nsde
 from keras_nsde import solvers
+from tests.harness import value_and_gradients
 from tests.problems import GeometricBrownianMotion, brownian_increments, coarsen, fitted_order
 
 pytestmark = pytest.mark.all_backends
@@ -186,33 +187,6 @@ def test_pathwise_jvp_is_the_directional_derivative_along_the_weights():
     assert float(np.sum(cotangent * numpy(beta_v))) == pytest.approx(reverse, rel=1e-4)
 
 
-def value_and_gradients(loss, layer, x):
-    """Gradients of loss(x) with respect to x and the layer's trainable weights, on the current backend."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            value = loss(x)
-        return tape.gradient(value, [x] + layer.trainable_variables)
-    if backend == "jax":
-        import jax
-
-        def stateless(values, x):
-            with keras.StatelessScope(state_mapping=list(zip(layer.trainable_variables, values))):
-                return loss(x)
-
-        grads = jax.grad(stateless, argnums=(0, 1))([v.value for v in layer.trainable_variables], x)
-        return [grads[1]] + list(grads[0])
-    import torch
-
-    x = torch.tensor(x, requires_grad=True)
-    value = loss(x)
-    return torch.autograd.grad(value, [x] + [v.value for v in layer.trainable_variables])
-
-
 @pytest.mark.parametrize("relu", [False, True])
 def test_group_norm_equals_keras_group_normalization_in_value_and_gradient(relu):
     """The backend's group norm (PyTorch: torch's fused kernel on a channels-last view) against Keras' layers."""
@@ -307,8 +281,6 @@ def test_features_a_backend_lacks_are_value_errors_naming_backend_and_feature():
         pytest.skip("TensorFlow has every feature")
     with pytest.raises(ValueError, match=rf"(?s)Dopri5.*backend='{backend}'"):
         keras_nsde.SDEBlock(solver="dopri5")
-    with pytest.raises(ValueError, match=rf"(?s)gradient='reversible'.*backend='{backend}'"):
-        keras_nsde.SDEBlock(num_steps=2, solver="reversible_heun", gradient="reversible")(images(2), training=True)
     if backend == "jax":  # PyTorch has cleverhans.torch (tests/test_attacks.py)
         with pytest.raises(ValueError, match=rf"(?s)projected_gradient_descent.*backend='{backend}'"):
             keras_nsde.evaluation.pgd_accuracy(classifier(), images(2), np.zeros(2, "int64"), [0.5], steps=1)

@@ -5,7 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from keras_nsde.backend import generic, unsupported
+from keras_nsde.backend import generic, reversible
 from keras_nsde.backend.generic import (  # noqa: F401
     compile_function,
     group_norm,
@@ -23,7 +23,7 @@ from keras_nsde.backend.generic import (  # noqa: F401
 MAX_UNROLLED_STEPS = 100
 
 
-def integrate(step, state0, num_steps, return_trajectory=False, output=None):
+def integrate(step, state0, num_steps, return_trajectory=False, output=None, unrolled=None):
     """state_{n+1} = step(state_n, n) for n < num_steps, as a `lax.scan` (reverse-differentiable), unrolled.
 
     Returns output(state_N), or with `return_trajectory` the stacked
@@ -35,7 +35,8 @@ def integrate(step, state0, num_steps, return_trajectory=False, output=None):
         state = step(state, n)
         return state, output(state) if return_trajectory else None
 
-    unroll = num_steps if num_steps <= MAX_UNROLLED_STEPS else 1
+    unrolled = num_steps <= MAX_UNROLLED_STEPS if unrolled is None else unrolled
+    unroll = num_steps if unrolled else 1
     final, states = jax.lax.scan(body, state0, jnp.arange(num_steps, dtype="int32"), unroll=max(unroll, 1))
     if not return_trajectory:
         return output(final)
@@ -43,6 +44,10 @@ def integrate(step, state0, num_steps, return_trajectory=False, output=None):
 
 
 integrate_pathwise = functools.partial(generic.integrate_pathwise, loop=integrate)
+
+# A scan that XLA runs as a loop: memory independent of N (unrolled with noise, XLA:CPU's
+# schedule keeps about two state-sized buffers per step alive: 25 / 86 MiB for N = 10 / 40 above).
+rolled_integrate = functools.partial(integrate, unrolled=False)
 
 
 def seed(values):
@@ -67,8 +72,54 @@ def executing_eagerly(x):
     return not isinstance(x, jax.core.Tracer)
 
 
-def integrate_reversible(*args, **kwargs):
-    raise unsupported("gradient='reversible'", "jax")
+def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_trajectory=False):
+    """Reversible Heun with its O(1)-memory gradient: a `jax.custom_vjp` of h0 and the weights' values.
+
+    jax.custom_vjp differentiates only its arguments, so the weights the
+    vector fields read (`terms.variables`) go in explicitly and are read
+    through a `keras.StatelessScope`; the backward pass is
+    `keras_nsde.backend.reversible.backward` with `jax.vjp` per step.
+    """
+    variables = list(terms.variables)
+    evaluate = solver.vector_fields(terms, path is not None)
+    # The forward runs as a rolled scan (memory independent of N, ~10% slower on XLA:CPU); the
+    # backward, whose per-step VJPs XLA:CPU runs 16x slower inside a loop, is unrolled up to
+    # MAX_UNROLLED_STEPS (16x16x16x64 state, multiplicative noise, N = 10 / 40, 2026-11-25:
+    # 0.45 / 1.63 s and 39 / 89 MiB of XLA temporaries, against autodiff's 0.50 / 6.07 s and 122 / 453 MiB;
+    # a rolled backward keeps 23 MiB at any N but takes 7.4 s at N = 10).
+    backward_loop = None if num_steps <= MAX_UNROLLED_STEPS else jax.lax.fori_loop
+
+    def run_forward(h0, values):
+        problem = (solver, terms, path, h0, t0, dt, num_steps, return_trajectory, rolled_integrate)
+        return stateless(lambda: reversible.forward(*problem), variables)(*values)
+
+    @jax.custom_vjp
+    def solve(h0, values):
+        return run_forward(h0, values)[0]
+
+    def solve_forward(h0, values):
+        output, final = run_forward(h0, values)
+        return output, (final, values)
+
+    def solve_backward(residuals, upstream):
+        final, values = residuals
+
+        def vjp(y_hat, t, phi):
+            def fields_at(y_hat, values):
+                fields = stateless(lambda: evaluate(y_hat, t), variables)(*values)
+                return [field for field in fields if field is not None]
+
+            fields, pullback = jax.vjp(fields_at, y_hat, values)
+            grad_y_hat, grad_values = pullback(phi[: len(fields)])
+            return fields, grad_y_hat, list(grad_values)
+
+        grad_h0, grad_values = reversible.backward(
+            solver, terms, path, final, upstream, t0, dt, num_steps, return_trajectory, vjp, backward_loop
+        )
+        return grad_h0, tuple(grad_values)
+
+    solve.defvjp(solve_forward, solve_backward)
+    return solve(h0, tuple(v.value for v in variables))
 
 
 def weight_jvp(function, variables, direction):

@@ -3,7 +3,7 @@
 import torch
 from keras import ops
 
-from keras_nsde.backend import unsupported
+from keras_nsde.backend import reversible
 from keras_nsde.backend.generic import (  # noqa: F401
     compile_function,
     group_norm,
@@ -57,8 +57,46 @@ def executing_eagerly(x):
     return True
 
 
-def integrate_reversible(*args, **kwargs):
-    raise unsupported("gradient='reversible'", "torch")
+def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_trajectory=False):
+    """Reversible Heun with its O(1)-memory gradient: a `torch.autograd.Function` of h0 and the weights.
+
+    The weights the vector fields read (`terms.variables`) are the Function's
+    inputs, so autograd routes their gradients; the backward pass is
+    `keras_nsde.backend.reversible.backward` with `torch.autograd.grad` per step.
+    """
+    problem = (solver, terms, path, t0, dt, num_steps, return_trajectory)
+    return _ReversibleHeun.apply(problem, h0, *(v.value for v in terms.variables))
+
+
+class _ReversibleHeun(torch.autograd.Function):
+    """Forward without a graph (only the last state is kept), backward by the reversible adjoint."""
+
+    @staticmethod
+    def forward(ctx, problem, h0, *values):
+        solver, terms, path, t0, dt, num_steps, return_trajectory = problem
+        output, final = reversible.forward(solver, terms, path, h0, t0, dt, num_steps, return_trajectory, integrate)
+        ctx.problem, ctx.final, ctx.values = problem, final, values
+        return output
+
+    @staticmethod
+    def backward(ctx, upstream):
+        solver, terms, path, t0, dt, num_steps, return_trajectory = ctx.problem
+        evaluate = solver.vector_fields(terms, path is not None)
+        values = ctx.values
+
+        def vjp(y_hat, t, phi):
+            with torch.enable_grad():
+                y_hat = y_hat.detach().requires_grad_()
+                fields = [field for field in evaluate(y_hat, t) if field is not None]
+                grads = torch.autograd.grad(fields, [y_hat, *values], phi[: len(fields)], allow_unused=True)
+            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, [y_hat, *values])]
+            return [field.detach() for field in fields], grads[0], grads[1:]
+
+        with torch.no_grad():
+            grad_h0, grad_values = reversible.backward(
+                solver, terms, path, ctx.final, upstream, t0, dt, num_steps, return_trajectory, vjp
+            )
+        return (None, grad_h0, *grad_values)
 
 
 def weight_jvp(function, variables, direction):

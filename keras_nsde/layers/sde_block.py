@@ -226,7 +226,9 @@ class SDEBlock(keras.layers.Layer):
 
     def terms(self):
         """The block's vector fields as `SDETerms` (f, G, dG/dh) for a solver."""
-        return SDETerms(self.drift_fn, self.diffusion_fn, self.diffusion_derivative_fn)
+        return SDETerms(
+            self.drift_fn, self.diffusion_fn, self.diffusion_derivative_fn, tuple(self.trainable_variables)
+        )
 
     def solve(self, h0, path, gradient=None):
         """h(t1), or the trajectory, from h0 on a given Brownian path (None: no noise).

@@ -26,11 +26,15 @@ class SDETerms(NamedTuple):
             same point, for diffusions such as dropout's G = sigma f), or None.
         derivative: `G'(h, t, f)`, the elementwise dG_i/dh_i, or a function
             returning None (or None) where no closed form is known.
+        variables: the trainable variables the fields read, for custom
+            gradients that take the weights as explicit arguments (the JAX and
+            PyTorch reversible gradient; TensorFlow finds them itself).
     """
 
     drift: Callable
     diffusion: Optional[Callable] = None
     derivative: Optional[Callable] = None
+    variables: tuple = ()
 
     def diffusion_derivative(self, h, t, f):
         return None if self.derivative is None else self.derivative(h, t, f)

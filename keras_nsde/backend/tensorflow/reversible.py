@@ -28,6 +28,7 @@ training step costs about 4/3 of autodiff's and keeps O(1) states.
 
 import tensorflow as tf
 
+from keras_nsde.backend.reversible import adjoint_step, previous_y
 from keras_nsde.backend.tensorflow.accumulate import WeightGradients, tapes_paused
 from keras_nsde.solvers.fixed_step import step_time
 
@@ -91,19 +92,12 @@ def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_traj
 
             def body(n, state, Y, Y_hat, dW, weight_grads):
                 """Backward through step n: from state n + 1 and (Y, Y^)_{n+1} to state n and (Y, Y^)_n."""
-                y_next, y_hat_next, f_next = state[:3]
-                g_next = state[3] if noisy else 0.0
-                y_hat = 2.0 * y_next - y_hat_next - f_next * dt_h - g_next * dW
-                Y_n = Y + 2.0 * Y_hat + (upstream[n] if return_trajectory else 0.0)
-                has_previous_step = tf.cast(n >= 1, h0.dtype)  # y_n = y_{n-1} + ... reads F_n for n >= 1
                 dW_previous = increment(n - 1)
-                phi = [
-                    dt_h * Y_hat + 0.5 * dt_h * Y + has_previous_step * 0.5 * dt_h * Y_n,
-                    dW * Y_hat + 0.5 * dW * Y + has_previous_step * 0.5 * dW_previous * Y_n,
-                ]
+                has_previous_step = tf.cast(n >= 1, h0.dtype)
+                upstream_n = upstream[n] if return_trajectory else 0.0
+                y_hat, Y_n, phi = adjoint_step(state, Y, Y_hat, dW, dW_previous, has_previous_step, dt_h, noisy, upstream_n)
                 fields, grad_y_hat, step_weight_grads = vjp(y_hat, n, phi)
-                f, g = fields[0], (fields[1] if noisy else 0.0)
-                y = y_next - 0.5 * (f + f_next) * dt_h - 0.5 * (g + g_next) * dW
+                y = previous_y(state, fields, dt_h, dW, noisy)
                 return n - 1, (y, y_hat, *fields), Y_n, grad_y_hat - Y_hat, dW_previous, weight_grads + step_weight_grads
 
             _, _, Y, Y_hat, _, weight_grads = tf.while_loop(
