@@ -16,6 +16,21 @@ def _fresh_keras_session():
     keras.config.set_dtype_policy("float32")
 
 
+@pytest.fixture
+def float64_on_jax():
+    """JAX computes float64 as float32 unless its 64-bit mode is on: on for one test (scoped, not global).
+
+    Use with `pytest.mark.usefixtures("float64_on_jax")`; nothing on the other backends.
+    """
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    import jax
+
+    with jax.enable_x64(True):
+        yield
+
+
 def pytest_collection_modifyitems(config, items):
     """On JAX and PyTorch only the tests marked `all_backends` run; the rest test TensorFlow-only features."""
     backend = keras.backend.backend()

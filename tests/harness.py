@@ -55,6 +55,6 @@ def value_and_gradients(loss, layer, x):
         return [grads[1]] + list(grads[0])
     import torch
 
-    x = torch.tensor(x, requires_grad=True)
+    x = torch.as_tensor(keras.ops.convert_to_numpy(x)).requires_grad_(True)
     value = loss(x)
     return torch.autograd.grad(value, [x] + [v.value for v in layer.trainable_variables])

@@ -1,23 +1,34 @@
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 from keras_nsde import SDEBlock, brownian, solvers
 from keras_nsde.brownian import SeededBernoulliIncrements, SeededGaussianIncrements
+from tests.harness import value_and_gradients
 from tests.problems import GeometricBrownianMotion, fitted_order
+
+pytestmark = [pytest.mark.all_backends, pytest.mark.usefixtures("float64_on_jax")]
 
 NUM_PATHS = 400_000
 
 
+def numpy(x):
+    return ops.convert_to_numpy(x)
+
+
 def simulate(problem, path_type, num_steps, seed=0, **path_kwargs):
-    path = path_type(tf.constant([seed, 1]), [NUM_PATHS], "float64", num_steps, 1.0 / num_steps, **path_kwargs)
-    h0 = tf.fill([NUM_PATHS], np.float64(problem.x0))
-    return tf.function(lambda: solvers.euler_maruyama(problem.drift, problem.diffusion, h0, path))().numpy()
+    path = path_type(np.array([seed, 1], "int32"), [NUM_PATHS], "float64", num_steps, 1.0 / num_steps, **path_kwargs)
+    h0 = np.full([NUM_PATHS], problem.x0, dtype="float64")
+    x = solvers.euler_maruyama(problem.drift, problem.diffusion, h0, path)
+    assert keras.backend.standardize_dtype(x.dtype) == "float64"
+    return numpy(x)
 
 
 @pytest.mark.parametrize("keep_prob", [0.5, 0.8])
 def test_standardized_mask_has_mean_zero_variance_one_and_the_documented_skew(keep_prob):
-    xi = SeededBernoulliIncrements(tf.constant([4, 2]), [NUM_PATHS], "float64", 1, 1.0, keep_prob).increment(0).numpy()
+    path = SeededBernoulliIncrements(np.array([4, 2], "int32"), [NUM_PATHS], "float64", 1, 1.0, keep_prob)
+    xi = numpy(path.increment(0))
     assert set(np.unique(xi).round(6)) == {round(-np.sqrt(keep_prob / (1 - keep_prob)), 6), round(np.sqrt((1 - keep_prob) / keep_prob), 6)}
     assert xi.mean() == pytest.approx(0.0, abs=0.01)
     assert xi.var() == pytest.approx(1.0, abs=0.01)
@@ -64,15 +75,17 @@ def test_dropout_block_with_bernoulli_increments_is_a_masked_residual_step():
                      increments=brownian.Bernoulli(keep_prob), dtype="float64")
     block.build(x.shape)
     seed = block.new_noise_seed()
-    xi = block.brownian_path(tf.constant(x), seed).increment(0).numpy()
+    xi = numpy(block.brownian_path(ops.convert_to_tensor(x), seed).increment(0))
     mask = (xi * np.sqrt((1 - keep_prob) / keep_prob) + 1.0) * keep_prob
     assert set(np.unique(mask.round(9))) == {0.0, 1.0}
-    f = block.drift_fn(tf.constant(x), tf.constant(0.0, "float64")).numpy()
-    np.testing.assert_allclose(block(x, noise_seed=seed).numpy(), x + f * mask / keep_prob, rtol=1e-12)
+    f = numpy(block.drift_fn(ops.convert_to_tensor(x), ops.convert_to_tensor(0.0, "float64")))
+    out = block(x, noise_seed=seed)
+    assert keras.backend.standardize_dtype(out.dtype) == "float64"
+    np.testing.assert_allclose(numpy(out), x + f * mask / keep_prob, rtol=1e-12)
 
 
 def test_pathwise_gradient_is_exact_with_bernoulli_increments():
-    x = tf.constant(np.random.default_rng(1).normal(size=(3, 5)))
+    x = np.random.default_rng(1).normal(size=(3, 5))
     blocks = []
     for gradient in ("autodiff", "pathwise"):
         block = SDEBlock(diffusion="dropout", sigma=0.5, num_steps=4, increments=brownian.Bernoulli(keep_prob=0.7),
@@ -82,9 +95,12 @@ def test_pathwise_gradient_is_exact_with_bernoulli_increments():
     blocks[1].set_weights(blocks[0].get_weights())
     grads = []
     for block in blocks:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(tf.sin(block(x, noise_seed=[5, 6])))
-        grads.append(tape.gradient(loss, [x] + block.trainable_variables))
+
+        def loss(h, block=block):
+            return ops.sum(ops.sin(block(h, noise_seed=np.array([5, 6], "int32"))))
+
+        grads.append([numpy(g) for g in value_and_gradients(loss, block, x)])
+    assert len(grads[1]) == len(grads[0]) == 1 + len(blocks[0].trainable_variables)
     for a, p in zip(*grads):
-        np.testing.assert_allclose(p.numpy(), a.numpy(), rtol=1e-10, atol=1e-12)
+        assert a.dtype == np.float64
+        np.testing.assert_allclose(p, a, rtol=1e-10, atol=1e-12)

@@ -1,12 +1,19 @@
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 from keras_nsde import SDEBlock, solvers
 from tests.problems import GeometricBrownianMotion, OrnsteinUhlenbeck, brownian_increments, fitted_order
 from tests.test_solvers import strong_errors
 
+pytestmark = [pytest.mark.all_backends, pytest.mark.usefixtures("float64_on_jax")]
+
 LEVELS = [8, 16, 32, 64, 128]
+
+
+def numpy(x):
+    return ops.convert_to_numpy(x)
 
 
 @pytest.mark.parametrize("form", ["closed_form_derivative", "derivative_free"])
@@ -24,10 +31,11 @@ def test_milstein_strong_order_is_one_on_gbm_where_euler_is_half(form):
 
 def test_milstein_equals_euler_for_additive_noise():
     problem = OrnsteinUhlenbeck()
-    h0, dW = tf.ones([4], "float64"), tf.constant(brownian_increments(4, 8))
+    h0, dW = ops.ones([4], "float64"), ops.convert_to_tensor(brownian_increments(4, 8))
     euler = solvers.euler_maruyama(problem.drift, problem.diffusion, h0, dW)
     milstein = solvers.milstein(problem.drift, problem.diffusion, h0, dW)
-    np.testing.assert_allclose(milstein.numpy(), euler.numpy(), rtol=1e-12)
+    assert keras.backend.standardize_dtype(milstein.dtype) == "float64"
+    np.testing.assert_allclose(numpy(milstein), numpy(euler), rtol=1e-12)
 
 
 @pytest.mark.parametrize("diffusion", ["none", "additive", "multiplicative", "dropout"])
@@ -35,7 +43,7 @@ def test_block_with_milstein_runs_every_diffusion(diffusion):
     x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
     block = SDEBlock(diffusion=diffusion, solver="milstein", num_steps=3)
     out = block(x, training=True)
-    assert out.shape == x.shape and np.all(np.isfinite(out))
+    assert tuple(out.shape) == x.shape and np.all(np.isfinite(numpy(out)))
 
 
 def test_block_milstein_uses_the_closed_form_for_multiplicative_noise():
@@ -43,8 +51,9 @@ def test_block_milstein_uses_the_closed_form_for_multiplicative_noise():
     block = SDEBlock(diffusion="multiplicative", sigma=0.7, solver="milstein", num_steps=4, dtype="float64")
     block.build(x.shape)
     seed = block.new_noise_seed()
-    dW = block.brownian_path(tf.constant(x), seed).all_increments()
+    dW = block.brownian_path(ops.convert_to_tensor(x), seed).all_increments()
     expected = solvers.milstein(
-        block.drift_fn, block.diffusion_fn, x, dW, diffusion_derivative_fn=lambda h, t, f: 0.7 * tf.ones_like(h)
+        block.drift_fn, block.diffusion_fn, x, dW, diffusion_derivative_fn=lambda h, t, f: 0.7 * ops.ones_like(h)
     )
-    np.testing.assert_allclose(block(x, noise_seed=seed).numpy(), expected.numpy(), rtol=1e-12)
+    assert keras.backend.standardize_dtype(expected.dtype) == "float64"
+    np.testing.assert_allclose(numpy(block(x, noise_seed=seed)), numpy(expected), rtol=1e-12)
