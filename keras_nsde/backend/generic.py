@@ -77,9 +77,10 @@ def group_norm(x, gamma, beta, groups, epsilon, relu=False):
     mean and variance (E[x^2] - E[x]^2, float32 statistics for half-precision
     x); with gamma and beta they fold into a per-(example, channel) scale and
     shift, so y = act(x * scale + shift) is one elementwise pass.
-    Differentiated by autodiff (every order). On PyTorch this is 8x faster
-    forward and 2x faster forward + backward than `torch.nn.functional.group_norm`
-    on a channels-last view, and 6x faster than reducing over (H, W, channels of a group) at once.
+    Differentiated by autodiff (every order). The PyTorch-backend CIFAR-10
+    step took 2.96 s with one reduction over (H, W, channels of a group) and
+    1.83 s with `torch.nn.functional.group_norm` on a channels-last view,
+    1.58 s with this (2026-11-25, 2-core CPU).
     """
     batch, channels = ops.shape(x)[0], x.shape[-1]
     statistics = "float32" if ops.dtype(x) in ("float16", "bfloat16") else ops.dtype(x)

@@ -24,14 +24,18 @@ def forward(solver, terms, path, h0, t0, dt, num_steps, return_trajectory, loop)
     """(output, final state) of reversible Heun from h0: output y_N, or the `(N + 1,) + h0.shape` trajectory.
 
     `loop` is the backend's `integrate`; the final state (y_N, y^_N, f_N[, g_N])
-    is what `backward` starts from.
+    is what `backward` starts from. With the trajectory, the loop records
+    (y_n, y^_n) and F_N = (f, G)(y^_N, t_N) is evaluated once more at the end.
     """
     step = solver.step_fn(terms, path, t0, dt)
     state0 = solver.initial_state(terms, path, h0, t0)
-    final = loop(step, state0, num_steps)
     if not return_trajectory:
+        final = loop(step, state0, num_steps)
         return final[0], final
-    return loop(step, state0, num_steps, True, solver.output), final
+    pairs = loop(step, state0, num_steps, True, lambda state: ops.stack(state[:2]))  # (N + 1, 2) + h0.shape
+    y_hat = pairs[-1, 1]
+    fields = solver.vector_fields(terms, path is not None)(y_hat, step_time(y_hat, num_steps, t0, dt)[0])
+    return pairs[:, 0], (pairs[-1, 0], y_hat, *(field for field in fields if field is not None))
 
 
 def backward(solver, terms, path, final, upstream, t0, dt, num_steps, return_trajectory, vjp, loop=None):
