@@ -14,11 +14,46 @@ same on every call.
 """
 
 import math
+import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
-from keras_nsde import backend, registry
+from keras_nsde import backend, registry, validation
+
+# Seeds are kept in [0, 2**31 - 1]: every backend's seed dtype (int32 for TensorFlow's samplers) holds them.
+MAX_SEED = 2**31 - 1
+
+
+def as_seed(noise_seed, name="noise_seed"):
+    """A per-call seed `[s, c]` (int32, shape (2,)) from an int s (c = 0), a pair, or an integer tensor.
+
+    Python and NumPy integers and concrete arrays are range-checked (each word
+    in [0, 2**31 - 1], so no backend wraps them onto another seed's path);
+    a traced integer tensor of shape () or (2,) is taken as it is.
+    """
+    if isinstance(noise_seed, numbers.Integral) and not isinstance(noise_seed, (bool, np.bool_)):
+        return np.array([validation.integer(name, noise_seed, 0, MAX_SEED), 0], "int32")
+    if isinstance(noise_seed, (list, tuple, np.ndarray)):
+        words = np.asarray(noise_seed)
+        if words.dtype.kind not in "iu" or words.shape not in ((), (2,)):
+            raise ValueError(
+                f"{name} must be an int or two ints (an integer array of shape (2,)). "
+                f"Received: {name}={noise_seed!r}"
+            )
+        for word in words.reshape(-1):
+            validation.integer(name, word, 0, MAX_SEED)
+        return np.array([int(words), 0] if words.shape == () else words, "int32")
+    if not ops.is_tensor(noise_seed) or "int" not in keras.backend.standardize_dtype(noise_seed.dtype):
+        raise ValueError(
+            f"{name} must be an int, two ints, or an integer tensor of shape (2,) (see SDEBlock.new_noise_seed). "
+            f"Received: {name}={noise_seed!r}"
+        )
+    if tuple(noise_seed.shape) not in ((), (2,)):
+        raise ValueError(f"{name} must have shape () or (2,). Received: {name} with shape {tuple(noise_seed.shape)}")
+    seed = ops.cast(noise_seed, "int32")
+    return ops.stack([seed, ops.zeros_like(seed)]) if tuple(noise_seed.shape) == () else seed
 
 
 class BrownianPath:
@@ -180,9 +215,7 @@ class Bernoulli(Increments):
     name = "bernoulli"
 
     def __init__(self, keep_prob=0.5):
-        if isinstance(keep_prob, bool) or not isinstance(keep_prob, (int, float)) or not 0.0 < keep_prob < 1.0:
-            raise ValueError(f"keep_prob must be in the open interval (0, 1). Received: keep_prob={keep_prob!r}")
-        self.keep_prob = float(keep_prob)
+        self.keep_prob = validation.number("keep_prob", keep_prob, 0.0, 1.0, exclusive_minimum=True, exclusive_maximum=True)
 
     def path(self, seed, shape, dtype, num_steps, dt):
         return SeededBernoulliIncrements(seed, shape, dtype, num_steps, dt, self.keep_prob)

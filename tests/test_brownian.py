@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from keras_nsde import SDEBlock
 from keras_nsde.brownian import GivenIncrements, SeededGaussianIncrements
 from tests.harness import tensorflow_only
 
@@ -42,6 +43,21 @@ def test_other_seed_gives_other_path():
     one = SeededGaussianIncrements(seed(1, 2), [100], "float32", num_steps=1, dt=1.0)
     other = SeededGaussianIncrements(seed(1, 3), [100], "float32", num_steps=1, dt=1.0)
     assert not np.allclose(numpy(one.increment(0)), numpy(other.increment(0)))
+
+
+def test_blocks_seeded_s_and_s_plus_1_draw_independent_paths_call_after_call():
+    """Every pair among 4 calls of a block seeded s and 4 of one seeded s + 1 is uncorrelated (no shifted replay)."""
+    shape, num_steps = (64, 32), 4
+    paths = []
+    for seed_value in (5, 6):
+        block = SDEBlock(diffusion="additive", num_steps=num_steps, seed=seed_value)
+        block.build((None, shape[1]))
+        for _ in range(4):
+            path = block.brownian_path(ops.zeros(shape))
+            paths.append(numpy(ops.stack([path.increment(n) for n in range(num_steps)])).reshape(-1))
+    correlations = np.corrcoef(np.stack(paths))
+    off_diagonal = correlations[~np.eye(len(paths), dtype=bool)]
+    assert np.abs(off_diagonal).max() < 5 / np.sqrt(paths[0].size)  # about 0.055 for 8192 numbers
 
 
 def test_given_increments_index_the_first_axis():

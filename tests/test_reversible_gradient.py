@@ -16,6 +16,7 @@ pytestmark = pytest.mark.all_backends
 
 DIFFUSIONS = {
     "none": lambda: "none",
+    "additive": lambda: diffusions.Additive(0.3),  # G = sigma reads neither the state nor a weight
     "additive_learnable": lambda: diffusions.Additive(0.3, learnable=True),
     "multiplicative": lambda: diffusions.Multiplicative(0.6),
     "dropout": lambda: diffusions.Dropout(0.6),
@@ -72,7 +73,8 @@ def test_reversible_gradient_with_the_ito_interpretation_and_a_trajectory_output
     assert_close(gradients(reversible, h0, cotangent), gradients(autodiff, h0, cotangent))
 
 
-def test_reversible_block_trains_like_autodiff():
+@pytest.mark.parametrize("diffusion", ["multiplicative", "additive"])
+def test_reversible_block_trains_like_autodiff(diffusion):
     """Same train_on_batch losses (relative 1e-4) over 3 steps, compiled as each backend compiles fit."""
     x = np.random.default_rng(0).normal(size=(8, 6, 6, 8)).astype("float32")
     y = (x.mean(axis=(1, 2, 3)) > 0).astype("int32")
@@ -81,7 +83,7 @@ def test_reversible_block_trains_like_autodiff():
         keras.utils.set_random_seed(0)
         model = keras.Sequential([
             keras.Input((6, 6, 8)),
-            SDEBlock(diffusion="multiplicative", sigma=0.3, num_steps=4, seed=2, solver="reversible_heun", gradient=gradient),
+            SDEBlock(diffusion=diffusion, sigma=0.3, num_steps=4, seed=2, solver="reversible_heun", gradient=gradient),
             keras.layers.GlobalAveragePooling2D(),
             keras.layers.Dense(2),
         ])

@@ -108,6 +108,10 @@ def executing_eagerly(x):
     return True
 
 
+def check_dtype(dtype):
+    """Raises ValueError if the backend cannot compute in `dtype` (every float dtype works here)."""
+
+
 def compile_function(function, input_shape, dtype, jit_compile=False):
     """`function` itself, run eagerly (compiling it would freeze the SeedGenerator's state)."""
     if jit_compile:

@@ -72,6 +72,15 @@ def executing_eagerly(x):
     return not isinstance(x, jax.core.Tracer)
 
 
+def check_dtype(dtype):
+    """float64 needs JAX's 64-bit mode; without it JAX would compute in float32 without a word."""
+    if dtype == "float64" and not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            "A float64 SDEBlock on JAX needs JAX's 64-bit mode: call jax.config.update('jax_enable_x64', True) "
+            "(or use `with jax.enable_x64(True):`) before building the model, or use float32. Received: dtype=float64"
+        )
+
+
 def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_trajectory=False):
     """Reversible Heun with its O(1)-memory gradient: a `jax.custom_vjp` of h0 and the weights' values.
 

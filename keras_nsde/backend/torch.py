@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_nsde.backend import reversible
 from keras_nsde.backend.generic import (  # noqa: F401
+    check_dtype,
     compile_function,
     group_norm,
     integrate,
@@ -85,11 +86,17 @@ class _ReversibleHeun(torch.autograd.Function):
         values = ctx.values
 
         def vjp(y_hat, t, phi):
+            inputs = [y_hat, *values]
             with torch.enable_grad():
                 y_hat = y_hat.detach().requires_grad_()
                 fields = [field for field in evaluate(y_hat, t) if field is not None]
-                grads = torch.autograd.grad(fields, [y_hat, *values], phi[: len(fields)], allow_unused=True)
-            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, [y_hat, *values])]
+                # A field that reads neither y^ nor a weight (additive noise, G = sigma) has no graph.
+                pairs = [(field, weight) for field, weight in zip(fields, phi) if field.requires_grad]
+                grads = [None] * len(inputs)
+                if pairs:
+                    outputs, cotangents = zip(*pairs)
+                    grads = torch.autograd.grad(outputs, [y_hat, *values], cotangents, allow_unused=True)
+            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
             return [field.detach() for field in fields], grads[0], grads[1:]
 
         with torch.no_grad():

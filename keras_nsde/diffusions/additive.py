@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_nsde import validation
 from keras_nsde.diffusions.base import ScaledDiffusion
 
 
@@ -17,7 +18,7 @@ class Additive(ScaledDiffusion):
 
     def __init__(self, sigma=None, learnable=False, **kwargs):
         super().__init__(sigma=sigma, **kwargs)
-        self.learnable = bool(learnable)
+        self.learnable = validation.boolean("learnable", learnable)
 
     def build(self, input_shape):
         if self.learnable:

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_nsde import validation
+
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
 class Diffusion(keras.layers.Layer):
@@ -73,11 +75,5 @@ class ScaledDiffusion(Diffusion):
 
 
 def validate_sigma(sigma):
-    """Returns sigma as a float, or raises if it is not a finite number >= 0."""
-    try:
-        value = float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"sigma must be a non-negative number. Received: sigma={sigma!r}")
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"sigma must be a non-negative number. Received: sigma={sigma!r}")
-    return value
+    """Returns sigma as a float, or raises if it is not a finite number >= 0 (a string or a bool is not)."""
+    return validation.number("sigma", sigma, minimum=0.0)

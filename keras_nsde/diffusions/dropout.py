@@ -4,6 +4,7 @@ import math
 
 import keras
 
+from keras_nsde import validation
 from keras_nsde.diffusions.base import ScaledDiffusion
 
 
@@ -28,8 +29,7 @@ class Dropout(ScaledDiffusion):
                 Keras' `layers.Dropout(rate)` uses the drop probability:
                 p = 1 - rate.
         """
-        if not 0.0 < p < 1.0:
-            raise ValueError(f"p must be in the open interval (0, 1). Received: p={p}")
+        p = validation.number("p", p, 0.0, 1.0, exclusive_minimum=True, exclusive_maximum=True)
         return cls(sigma=math.sqrt((1.0 - p) / p), **kwargs)
 
     def call(self, h, t, f):

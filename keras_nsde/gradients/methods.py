@@ -7,7 +7,7 @@
 
 import keras
 
-from keras_nsde import backend
+from keras_nsde import backend, validation
 from keras_nsde.registry import Configurable
 from keras_nsde.solvers.reversible_heun import ReversibleHeun
 
@@ -54,9 +54,7 @@ class Pathwise(GradientMethod):
     name = "pathwise"
 
     def __init__(self, checkpoints=None):
-        if checkpoints is not None and (isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 1):
-            raise ValueError(f"checkpoints must be None or an int >= 1. Received: checkpoints={checkpoints!r}")
-        self.checkpoints = checkpoints
+        self.checkpoints = None if checkpoints is None else validation.integer("checkpoints", checkpoints, minimum=1)
 
     def check(self, solver):
         super().check(solver)

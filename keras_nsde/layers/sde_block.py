@@ -5,7 +5,7 @@ import inspect
 import keras
 from keras import ops
 
-from keras_nsde import backend, brownian, diffusions, gradients, solvers
+from keras_nsde import backend, brownian, diffusions, gradients, solvers, validation
 from keras_nsde.brownian import GivenIncrements
 from keras_nsde.layers.drifts import default_drift
 from keras_nsde.solvers import SDETerms
@@ -100,18 +100,19 @@ class SDEBlock(keras.layers.Layer):
         backend.get()  # a ValueError on a backend keras_nsde does not run on
         if drift is not None and not isinstance(drift, keras.layers.Layer):
             raise ValueError(f"drift must be a keras.layers.Layer or None. Received: drift={drift!r}")
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be an int >= 1. Received: num_steps={num_steps!r}")
-        if not float(t1) > float(t0):
+        num_steps = validation.integer("num_steps", num_steps, minimum=1)
+        t0, t1 = validation.number("t0", t0), validation.number("t1", t1)
+        if not t1 > t0:
             raise ValueError(f"t1 must be greater than t0. Received: t0={t0!r}, t1={t1!r}")
+        seed = None if seed is None else validation.integer("seed", seed, minimum=0, maximum=brownian.MAX_SEED)
         self.drift = drift
         self.uses_default_drift = drift is None
         self.diffusion = diffusions.get(diffusion, sigma=sigma, dtype=self.dtype_policy)
-        self.t0 = float(t0)
-        self.t1 = float(t1)
+        self.t0 = t0
+        self.t1 = t1
         self.num_steps = num_steps
-        self.test_time_noise = bool(test_time_noise)
-        self.return_trajectory = bool(return_trajectory)
+        self.test_time_noise = validation.boolean("test_time_noise", test_time_noise)
+        self.return_trajectory = validation.boolean("return_trajectory", return_trajectory)
         self.seed = seed
         self.solver = solvers.get(solver)
         self.gradient = gradients.get(gradient)
@@ -137,6 +138,8 @@ class SDEBlock(keras.layers.Layer):
             )
         if not self.diffusion.built:
             self.diffusion.build(input_shape)
+        # The weights fix the state's rank and channels (the last axis); spatial sizes may vary.
+        self.input_spec = keras.layers.InputSpec(ndim=len(input_shape), axes={-1: input_shape[-1]})
         if self.solver.adaptive:
             self.nfe = self.add_weight(name="nfe", shape=(), dtype="int32", initializer="zeros", trainable=False)
         self.built = True
@@ -154,7 +157,13 @@ class SDEBlock(keras.layers.Layer):
 
     def diffusion_fn(self, h, t, f):
         """G(h, t; v), in h's dtype even if the diffusion has another dtype policy."""
-        return ops.cast(self.diffusion(h, t, f), h.dtype)
+        g = self.diffusion(h, t, f)
+        if not same_static_shape(g.shape, h.shape):
+            raise ValueError(
+                f"The diffusion {self.diffusion.name!r} must return G with the state's shape (diagonal noise, "
+                f"G * dW elementwise). Received: G of shape {tuple(g.shape)} for a state of shape {tuple(h.shape)}"
+            )
+        return ops.cast(g, h.dtype)
 
     def diffusion_derivative_fn(self, h, t, f):
         """dG_i/dh_i in h's dtype, or None when the diffusion has no closed form."""
@@ -162,32 +171,35 @@ class SDEBlock(keras.layers.Layer):
         return None if derivative is None else ops.cast(derivative, h.dtype)
 
     def new_noise_seed(self):
-        """A fresh per-call seed (int32, shape (2,)) from the layer's SeedGenerator.
+        """A fresh per-call seed (int32, shape (2,)): the SeedGenerator's state (seed, count of calls).
 
-        Under a multi-replica tf.distribute strategy the replica id is folded
-        in, so the replicas' shares of a batch draw independent paths.
+        The backend's samplers hash both words (Philox keys on TensorFlow,
+        threefry keys on JAX, SplitMix64 on PyTorch), so blocks with seeds s
+        and s + 1 draw independent paths at every call. Under a
+        multi-replica tf.distribute strategy the replica id is folded in, so
+        the replicas' shares of a batch draw independent paths.
         """
-        seed = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=self.seed_generator)
+        seed = ops.cast(self.seed_generator.next(), "int32")
         return backend.get().replica_seed(seed)
 
     def brownian_path(self, h0, noise_seed=None, dW=None):
         """The Brownian increments of one call: given, replayed from a seed, or fresh."""
+        if noise_seed is not None and dW is not None:
+            raise ValueError(
+                "Pass noise_seed or dW, not both: dW fixes the increments, noise_seed draws them. "
+                f"Received: noise_seed={noise_seed!r} and a dW"
+            )
         if dW is not None:
+            dW = ops.convert_to_tensor(dW, h0.dtype)
             self._check_increments_shape(dW, h0)
-            return GivenIncrements(ops.cast(dW, h0.dtype))
-        if noise_seed is None:
-            noise_seed = self.new_noise_seed()
-        elif isinstance(noise_seed, int):
-            noise_seed = [noise_seed, 0]
+            return GivenIncrements(dW)
+        noise_seed = self.new_noise_seed() if noise_seed is None else brownian.as_seed(noise_seed)
         return self.increments.path(noise_seed, backend.get().random_shape(h0), h0.dtype, self.num_steps, self.dt)
 
     def _check_increments_shape(self, dW, h0):
         expected = (self.num_steps,) + tuple(h0.shape)
         received = tuple(dW.shape)
-        compatible = len(received) == len(expected) and all(
-            a is None or b is None or a == b for a, b in zip(received, expected)
-        )
-        if not compatible:
+        if not same_static_shape(received, expected):
             raise ValueError(
                 "dW must have shape (num_steps,) + inputs.shape = "
                 f"{expected}. Received: dW with shape {received} for inputs of shape {tuple(h0.shape)} "
@@ -195,9 +207,13 @@ class SDEBlock(keras.layers.Layer):
             )
 
     def _check_drift_is_finite(self, h0):
-        """Eagerly, on the block's first call: a drift that returns NaN or inf is an error, not NaN weights."""
+        """On the first eager call with finite inputs: a drift returning NaN or inf is an error, not NaN weights.
+
+        Returns whether the check ran (it does not for non-finite inputs, which
+        do not show whether the drift is to blame).
+        """
         if not bool(ops.all(ops.isfinite(h0))):
-            return  # non-finite inputs: the drift is not to blame
+            return False
         f = self.drift_fn(h0, ops.convert_to_tensor(self.t0, h0.dtype))
         if not bool(ops.all(ops.isfinite(f))):
             raise ValueError(
@@ -205,15 +221,17 @@ class SDEBlock(keras.layers.Layer):
                 "so the solve would be NaN. Check the drift's layers and weights (for example a log, "
                 "division or exponential of the state, or weights that have diverged)."
             )
+        return True
 
     def call(self, inputs, training=None, noise_seed=None, dW=None):
         if not keras.backend.is_float_dtype(inputs.dtype):
             raise ValueError(
                 f"SDEBlock needs floating inputs. Received: inputs.dtype={keras.backend.standardize_dtype(inputs.dtype)}"
             )
+        backend.get().check_dtype(self.compute_dtype)
+        training = validation.optional_boolean("training", training)
         if not self._drift_checked and backend.get().executing_eagerly(inputs):
-            self._check_drift_is_finite(inputs)
-            self._drift_checked = True
+            self._drift_checked = self._check_drift_is_finite(inputs)
         path_given = noise_seed is not None or dW is not None
         if path_given and not self.diffusion.is_noisy:
             raise ValueError(
@@ -292,6 +310,11 @@ class SDEBlock(keras.layers.Layer):
         if config.get("drift") is not None:
             config["drift"] = keras.saving.deserialize_keras_object(config["drift"])
         return cls(**config)
+
+
+def same_static_shape(a, b):
+    """Whether two static shapes can be equal: the same rank, equal where both sizes are known."""
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
 def upgrade_config(config):

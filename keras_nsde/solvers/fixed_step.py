@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_nsde import backend
+from keras_nsde import backend, validation
 from keras_nsde.brownian import BrownianPath, GivenIncrements
 
 
@@ -20,21 +20,45 @@ def solve_fixed_step(solver, terms, h0, dW, t0, t1, return_trajectory, num_steps
     h0 = ops.convert_to_tensor(h0)
     if not keras.backend.is_float_dtype(h0.dtype):
         raise ValueError(f"h0 must be a floating tensor. Received: h0.dtype={keras.backend.standardize_dtype(h0.dtype)}")
-    if t1 <= t0:
+    t0, t1 = validation.number("t0", t0), validation.number("t1", t1)
+    if not t1 > t0:
         raise ValueError(f"t1 must be greater than t0. Received: t0={t0}, t1={t1}")
+    if num_steps is not None:
+        num_steps = validation.integer("num_steps", num_steps, minimum=1)
     if dW is None:
         if terms.diffusion is not None:
             raise ValueError("dW is required when diffusion_fn is given. Received: dW=None")
+        if num_steps is None:
+            raise ValueError("num_steps is required when dW is None (an ODE). Received: num_steps=None")
         path = None
     else:
-        path = dW if isinstance(dW, BrownianPath) else GivenIncrements(ops.cast(dW, h0.dtype))
+        if terms.diffusion is None:
+            raise ValueError("dW drives the diffusion: pass diffusion_fn too, or dW=None for an ODE. Received: diffusion_fn=None")
+        path = dW if isinstance(dW, BrownianPath) else GivenIncrements(_increments(dW, h0))
+        if num_steps is not None and num_steps != path.num_steps:
+            raise ValueError(
+                f"num_steps must match the number of increments in dW ({path.num_steps}), or be left out. "
+                f"Received: num_steps={num_steps}"
+            )
         num_steps = path.num_steps
-    if num_steps is None or num_steps < 1:
-        raise ValueError(f"num_steps must be at least 1. Received: num_steps={num_steps}")
     dt = (t1 - t0) / num_steps
     step = solver.step_fn(terms, path, t0, dt)
     state = solver.initial_state(terms, path, h0, t0)
     return backend.get().integrate(step, state, num_steps, return_trajectory, solver.output)
+
+
+def _increments(dW, h0):
+    """dW as a tensor of h0's dtype, checked to have shape (num_steps,) + h0.shape (no broadcasting)."""
+    dW = ops.convert_to_tensor(dW, h0.dtype)
+    shape, state_shape = tuple(dW.shape), tuple(h0.shape)
+    if len(shape) != len(state_shape) + 1 or any(
+        a is not None and b is not None and a != b for a, b in zip(shape[1:], state_shape)
+    ):
+        raise ValueError(
+            f"dW must have shape (num_steps,) + h0.shape = (num_steps,) + {state_shape}: one increment per step "
+            f"for every element of the state. Received: dW with shape {shape}"
+        )
+    return dW
 
 
 def step_time(h, n, t0, dt):

@@ -4,6 +4,7 @@ import math
 
 import tensorflow as tf
 
+from keras_nsde.backend.generic import check_dtype
 from keras_nsde.backend.tensorflow.autodiff import jacobian_products, weight_jvp
 from keras_nsde.backend.tensorflow.group_norm import group_norm
 from keras_nsde.backend.tensorflow.loop import integrate
@@ -64,6 +65,7 @@ def compile_function(function, input_shape, dtype, jit_compile=False):
 
 
 __all__ = [
+    "check_dtype",
     "compile_function",
     "executing_eagerly",
     "fold_in",
