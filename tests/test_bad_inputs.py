@@ -68,7 +68,7 @@ def test_constructor_rejects_bad_argument(argument, value):
     "kwargs, argument",
     [
         ({"gradient": "reversible"}, "solver="),  # needs reversible Heun
-        ({"gradient": "pathwise", "solver": "reversible_heun"}, "solver="),
+        ({"gradient": "pathwise", "solver": "dopri5", "diffusion": "none"}, "gradient="),
         ({"solver": solvers.ReversibleHeun("ito"), "diffusion": "dropout"}, "diffusion="),
         ({"diffusion": "none", "sigma": 0.5}, "sigma="),
         ({"checkpoints": 3}, "checkpoints="),  # moved to gradients.Pathwise

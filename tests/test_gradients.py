@@ -90,6 +90,20 @@ def test_pathwise_gradient_is_exact_for_every_checkpoint_setting(checkpoints, re
     assert max_relative_error(grads_a, grads_p) < 1e-10
 
 
+@pytest.mark.parametrize("return_trajectory", [False, True])
+@pytest.mark.parametrize("solver", ["milstein", "reversible_heun"])
+def test_pathwise_gradient_is_exact_for_every_fixed_step_solver(solver, return_trajectory):
+    """The adjoint runs over the solver's whole state: reversible Heun's (y, y^, f, g) as well as h."""
+    autodiff, pathwise = twin_blocks(
+        "vector", "multiplicative", "float64", checkpoints=2, solver=solver, return_trajectory=return_trajectory
+    )
+    h0 = random_tensor(STATES["vector"], "float64", 0)
+    cotangent = random_tensor(autodiff.compute_output_shape(STATES["vector"]), "float64", 1)
+    _, grads_a = loss_gradients(autodiff, h0, cotangent)
+    _, grads_p = loss_gradients(pathwise, h0, cotangent)
+    assert max_relative_error(grads_a, grads_p) < (1e-10 if FLOAT64_MATMUL else 1e-5)
+
+
 @tensorflow_only
 @pytest.mark.parametrize("diffusion", ["multiplicative", "dropout"])
 def test_pathwise_gradient_matches_autodiff_inside_tf_function(diffusion):

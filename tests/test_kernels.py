@@ -29,8 +29,8 @@ def test_each_kernel_equals_its_tensorflow_twin(shape, relu):
             group_norm_ops.masked_channel_sums(dy, x, scale, shift, relu, False),
         ),
         (
-            group_norm_ops.affine_combine(dy, x, scale, shift, a, b, c, relu, True),
-            group_norm_ops.affine_combine(dy, x, scale, shift, a, b, c, relu, False),
+            group_norm_ops.affine_combine(dy, x, (scale, shift), (a, b, c), relu, True),
+            group_norm_ops.affine_combine(dy, x, (scale, shift), (a, b, c), relu, False),
         ),
     ]
     for fused, twin in pairs:
@@ -45,7 +45,7 @@ def test_kernel_gradients_are_their_twins_gradients():
     def gradients(fused):
         with tf.GradientTape() as tape:
             tape.watch(inputs)
-            out = group_norm_ops.affine_combine(*inputs, relu=True, fused=fused)
+            out = group_norm_ops.affine_combine(dy, x, (scale, shift), (a, b, c), relu=True, fused=fused)
             sums = group_norm_ops.masked_channel_sums(dy, x, scale, shift, relu=True, fused=fused)
             loss = tf.reduce_sum(tf.sin(out)) + tf.reduce_sum(sums[0] * sums[1])
         return tape.gradient(loss, inputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)

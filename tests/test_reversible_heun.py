@@ -57,14 +57,13 @@ def reconstruction_error(num_steps, dtype):
     terms = solvers.SDETerms(problem.drift, problem.diffusion)
     h0 = tf.constant(np.linspace(0.5, 1.5, 64), dtype)
     path = keras_path(brownian_increments(64, num_steps, dtype=dtype))
-    dt = 1.0 / num_steps
-    state = solver.initial_state(terms, path, h0, 0.0)
-    step, reverse = solver.step_fn(terms, path, 0.0, dt), solver.reverse_step_fn(terms, path, 0.0, dt)
+    sde = solvers.Problem(terms, path, solvers.Grid(0.0, 1.0, num_steps), solvers.SaveAt())
+    state = solver.init(sde, h0)
     for n in range(num_steps):
-        state = step(state, n)
+        state = solver.step(sde, state, n)
     for n in reversed(range(num_steps)):
-        state = reverse(state, n)
-    return float(tf.reduce_max(tf.abs(state[0] - h0) / tf.abs(h0)))
+        state = solver.inverse(sde, state, n)
+    return float(tf.reduce_max(tf.abs(state.y - h0) / tf.abs(h0)))
 
 
 def keras_path(dW):

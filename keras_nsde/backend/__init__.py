@@ -1,34 +1,64 @@
-"""Backend-specific operations, one module per Keras backend.
+"""Backend primitives, one module per Keras backend, each exporting the same names.
 
     from keras_nsde import backend
-    h_N = backend.get().integrate(step, h0, num_steps)
+    final, _ = backend.get().loop(body, carry, num_steps)
 
-`keras_nsde.backend.tensorflow`, `.jax` and `.torch` are the only core modules
-that import tensorflow, jax or torch. Each provides the same functions:
+`keras_nsde.backend.tensorflow`, `.jax` and `.torch` are the only modules of
+the package that import tensorflow, jax or torch. They hold primitives only
+(the algorithms built on them, the solvers and gradient methods, are written
+once in `keras.ops` above them) and import nothing from `keras_nsde.solvers`,
+`.gradients` or `.layers`. What is the same on every backend is written once
+in `generic` and re-exported. The primitives (`PRIMITIVES`):
 
-    integrate(step, state0, num_steps, return_trajectory, output)   the time loop
-    seed(values), fold_in(seed, n), uniform(shape, seed, dtype)      stateless sampling
-    replica_seed(seed)              a per-replica seed under data-parallel training
-    random_shape(x)                 x's shape as the samplers take it
-    executing_eagerly(x)            whether x is a concrete value (not traced)
-    integrate_pathwise(...), integrate_reversible(...)              the custom gradients
-    group_norm(...), same_conv2d(...)                               the drift's kernels
-
-Functions written once in `keras.ops` live in `generic` and are shared.
+    loop(body, carry, num_steps, record=None, lookahead=False, unroll=None)
+                                    the time loop: carry_{n+1} = body(carry_n, n), optionally stacking record(carry_n)
+    custom_vjp(forward, backward, variables)
+                                    a function of h0 with a hand-written backward pass (the weights it reads included)
+    vjp(function, x, weights, cotangent)
+                                    (function(x), cotangent . d function/dx, cotangent . d function/dw) inside a backward pass
+    weight_jvp(function, variables, direction), jacobian_products(function, x, v)
+                                    forward-mode products (pathwise_jvp, the Lipschitz estimate)
+    seed(values), fold_in(seed, n), uniform(shape, seed, dtype)
+                                    stateless sampling: a step's numbers are a function of (seed, n) alone
+    replica_seed(seed)              the replica id folded into a seed under data-parallel training
+    random_shape(x), size(shape)    shapes as the samplers take them
+    executing_eagerly(x), check_dtype(dtype)
+    compile_function(function, input_shape, dtype, jit_compile), trace(function)
+    accelerated(op, x)              a faster drop-in implementation of a keras.ops op ("group_norm",
+                                    "same_conv2d") for x where the backend has one (TensorFlow's CPU kernels), else None
 """
 
 import importlib
 
 import keras
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+PRIMITIVES = (
+    "accelerated",
+    "check_dtype",
+    "compile_function",
+    "custom_vjp",
+    "executing_eagerly",
+    "fold_in",
+    "jacobian_products",
+    "loop",
+    "random_shape",
+    "replica_seed",
+    "seed",
+    "size",
+    "trace",
+    "uniform",
+    "vjp",
+    "weight_jvp",
+)
+
 
 def get(name=None):
     """The module of backend `name` (default: Keras' current backend)."""
     name = name or keras.backend.backend()
-    if name not in ("tensorflow", "jax", "torch"):
-        raise ValueError(
-            f"keras_nsde runs on the tensorflow, jax and torch backends. Received: backend={name!r}"
-        )
+    if name not in BACKENDS:
+        raise ValueError(f"keras_nsde runs on the tensorflow, jax and torch backends. Received: backend={name!r}")
     return importlib.import_module(f"keras_nsde.backend.{name}")
 
 

@@ -1,125 +1,51 @@
-"""Backend operations written once in keras.ops (the JAX and PyTorch modules use them)."""
+"""Primitives that are the same on several backends, written once (the JAX and PyTorch modules re-export them)."""
 
 import math
+from typing import NamedTuple
 
 import keras
 from keras import ops
 
 
-def integrate(step, state0, num_steps, return_trajectory=False, output=None):
-    """Applies state_{n+1} = step(state_n, n) for n = 0 .. num_steps - 1 (see the TensorFlow twin).
+def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
+    """(carry_N, records) for carry_{n+1} = body(carry_n, n), n = 0 .. num_steps - 1, as a Python loop.
 
-    `keras.ops.fori_loop` with Python bounds (JAX: a reverse-differentiable
-    scan); the trajectory comes from `keras.ops.scan`.
+    Args:
+        body: `body(carry, n) -> carry`; a carry is a tensor or a nested structure of tensors.
+        carry: carry_0.
+        num_steps: N, a Python int.
+        record: `record(carry) -> structure`; its values at carry_0 .. carry_{N-1}
+            are stacked on a new first axis. None: records is None.
+        lookahead, unroll: hints for graph loops (TensorFlow, JAX); a Python loop ignores them.
     """
-    output = output or (lambda state: state)
-    if not return_trajectory:
-        return output(ops.fori_loop(0, num_steps, lambda n, state: step(state, n), state0))
-
-    def body(state, n):
-        state = step(state, n)
-        return state, output(state)
-
-    _, states = ops.scan(body, state0, xs=ops.arange(num_steps, dtype="int32"), length=num_steps)
-    return ops.concatenate([ops.expand_dims(output(state0), 0), states], axis=0)
+    records = []
+    for n in range(num_steps):
+        if record is not None:
+            records.append(record(carry))
+        carry = body(carry, n)
+    if record is None:
+        return carry, None
+    return carry, keras.tree.map_structure(lambda *values: ops.stack(values), *records)
 
 
-def integrate_pathwise(step, h0, num_steps, return_trajectory=False, checkpoints=None, loop=integrate):
-    """Runs h_{n+1} = step(h_n, n) and differentiates it by recomputation: the pathwise gradient.
+class Weights(NamedTuple):
+    """The weights a custom backward pass differentiates: Keras variables and the values they held.
 
-    The backward pass propagates a_n = a_{n+1} dPhi_n/dh and sums
-    a_{n+1} dPhi_n/dw on the same Brownian path (the TensorFlow twin's
-    docstring has the derivation), keeping only C checkpoints of h: the loop
-    runs in segments of K = ceil(N / C) steps, each under `keras.remat`
-    (`jax.checkpoint`, `torch.utils.checkpoint`), which stores a segment's
-    input and recomputes its steps when the gradient needs them. C = None
-    picks ceil(sqrt(N)); with `return_trajectory` every state is kept
-    (K = 1). The gradients equal autodiff's up to rounding. `loop` is the
-    backend's `integrate`.
+    JAX and PyTorch differentiate values passed in explicitly; the functions
+    read the variables, so `vjp` evaluates them with each variable mapped to
+    its value (`stateless`).
     """
-    if return_trajectory:
-        segment = 1
-    else:
-        kept = math.ceil(math.sqrt(num_steps)) if checkpoints is None else checkpoints
-        segment = math.ceil(num_steps / min(max(kept, 1), num_steps))
 
-    def run_steps(length):
-        def run(state, start):
-            return loop(lambda h, i: step(h, start + i), state, length)
+    variables: list
+    values: list
 
-        return keras.remat(run)
+    @property
+    def shapes(self):
+        return [tuple(value.shape) for value in self.values]
 
-    full_segments, rest = divmod(num_steps, segment)
-    run_segment = run_steps(segment)
-
-    def segment_step(state, index):
-        return run_segment(state, index * segment)
-
-    state = loop(segment_step, h0, full_segments, return_trajectory)
-    if rest:  # only without the trajectory (K = 1 otherwise)
-        state = run_steps(rest)(state, full_segments * segment)
-    return state
-
-
-def random_shape(x):
-    return tuple(x.shape)
-
-
-def size(shape):
-    return math.prod(shape)
-
-
-def group_norm(x, gamma, beta, groups, epsilon, relu=False):
-    """y = act((x - mean_g) / sqrt(var_g + eps) * gamma + beta) on `(batch, H, W, C)`, statistics per example and group.
-
-    The same function as the TensorFlow twin, in the same passes: per-channel
-    sums of x and x^2 over (H, W), contiguous reductions, give each group's
-    mean and variance (E[x^2] - E[x]^2, float32 statistics for half-precision
-    x); with gamma and beta they fold into a per-(example, channel) scale and
-    shift, so y = act(x * scale + shift) is one elementwise pass.
-    Differentiated by autodiff (every order). The PyTorch-backend CIFAR-10
-    step took 2.96 s with one reduction over (H, W, channels of a group) and
-    1.83 s with `torch.nn.functional.group_norm` on a channels-last view,
-    1.58 s with this (2026-11-25, 2-core CPU).
-    """
-    batch, channels = ops.shape(x)[0], x.shape[-1]
-    statistics = "float32" if ops.dtype(x) in ("float16", "bfloat16") else ops.dtype(x)
-    wide = ops.cast(x, statistics)
-    count = x.shape[1] * x.shape[2] * (channels // groups)
-
-    def group_means(channel_sums):  # (batch, C) -> (batch, groups, 1)
-        return ops.sum(ops.reshape(channel_sums, (batch, groups, -1)), axis=-1, keepdims=True) / count
-
-    mean = group_means(ops.sum(wide, axis=(1, 2)))
-    variance = ops.maximum(group_means(ops.sum(ops.square(wide), axis=(1, 2))) - ops.square(mean), 0.0)
-    grouped_gamma = ops.reshape(ops.cast(gamma, statistics), (groups, -1))
-    scale = ops.rsqrt(variance + epsilon) * grouped_gamma  # (batch, groups, C / groups)
-    shift = ops.reshape(ops.cast(beta, statistics), (groups, -1)) - mean * scale
-    y = wide * ops.reshape(scale, (batch, 1, 1, channels)) + ops.reshape(shift, (batch, 1, 1, channels))
-    return ops.cast(ops.relu(y) if relu else y, x.dtype)
-
-
-def same_conv2d(x, kernel):
-    """conv2d(x, kernel), stride 1, 'same' zero padding."""
-    return ops.conv(x, kernel, strides=1, padding="same")
-
-
-def executing_eagerly(x):
-    return True
-
-
-def check_dtype(dtype):
-    """Raises ValueError if the backend cannot compute in `dtype` (every float dtype works here)."""
-
-
-def compile_function(function, input_shape, dtype, jit_compile=False):
-    """`function` itself, run eagerly (compiling it would freeze the SeedGenerator's state)."""
-    if jit_compile:
-        raise ValueError(
-            "jit_compile=True (a compiled test-time ensemble) is available on the tensorflow backend only. "
-            f"Received: backend={keras.backend.backend()!r}"
-        )
-    return function
+    @property
+    def dtypes(self):
+        return [keras.backend.standardize_dtype(value.dtype) for value in self.values]
 
 
 def stateless(function, variables):
@@ -132,6 +58,37 @@ def stateless(function, variables):
     return call
 
 
+def random_shape(x):
+    return tuple(x.shape)
+
+
+def size(shape):
+    return math.prod(shape)
+
+
+def executing_eagerly(x):
+    return True
+
+
+def check_dtype(dtype):
+    """Raises ValueError if the backend cannot compute in `dtype` (every float dtype works here)."""
+
+
+def accelerated(op, x):
+    """No faster implementation of `op` than the keras.ops one on this backend."""
+    return None
+
+
 def trace(function):
-    """`function` as it is: run eagerly (JAX and PyTorch)."""
+    """`function` as it is: run eagerly."""
+    return function
+
+
+def compile_function(function, input_shape, dtype, jit_compile=False):
+    """`function` itself, run eagerly (compiling it would freeze the SeedGenerator's state)."""
+    if jit_compile:
+        raise ValueError(
+            "jit_compile=True (a compiled test-time ensemble) is available on the tensorflow backend only. "
+            f"Received: backend={keras.backend.backend()!r}"
+        )
     return function

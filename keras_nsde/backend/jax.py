@@ -1,53 +1,81 @@
-"""The JAX backend: an unrolled time loop, stateless sampling from JAX keys; the rest in keras.ops (`generic`)."""
-
-import functools
+"""The JAX backend: an unrolled `lax.scan` time loop, `jax.custom_vjp` custom gradients, stateless JAX keys."""
 
 import jax
 import jax.numpy as jnp
 
-from keras_nsde.backend import generic, reversible
 from keras_nsde.backend.generic import (  # noqa: F401
+    Weights,
+    accelerated,
     compile_function,
-    group_norm,
     random_shape,
-    same_conv2d,
     size,
     stateless,
     trace,
 )
 
-
-# Up to this many steps the loop is unrolled: XLA:CPU runs convolutions inside a while loop
-# about 35x slower than the same convolutions unrolled (an 11-step 3x3 conv loop's gradient,
-# 32x30x30x64: 27.5 s in a scan, 0.75 s unrolled, measured 2026-11-25 on the 2-core CPU).
+# Up to this many iterations a loop is unrolled: XLA:CPU runs convolutions (and per-step VJPs)
+# inside a while loop many times slower than the same code unrolled (docs/benchmarks.md).
 MAX_UNROLLED_STEPS = 100
 
 
-def integrate(step, state0, num_steps, return_trajectory=False, output=None, unrolled=None):
-    """state_{n+1} = step(state_n, n) for n < num_steps, as a `lax.scan` (reverse-differentiable), unrolled.
+def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
+    """(carry_N, records) for carry_{n+1} = body(carry_n, n), as a reverse-differentiable `lax.scan`.
 
-    Returns output(state_N), or with `return_trajectory` the stacked
-    output(state_n) for n = 0 .. N, shape `(N + 1,) + output's shape`.
+    See `keras_nsde.backend.generic.loop`. Unrolled up to MAX_UNROLLED_STEPS
+    iterations unless `unroll=False` (a rolled scan keeps memory independent
+    of N where XLA's schedule of an unrolled one would keep per-step buffers).
     """
-    output = output or (lambda state: state)
 
-    def body(state, n):
-        state = step(state, n)
-        return state, output(state) if return_trajectory else None
+    def scan_body(carry, n):
+        return body(carry, n), (record(carry) if record is not None else None)
 
-    unrolled = num_steps <= MAX_UNROLLED_STEPS if unrolled is None else unrolled
-    unroll = num_steps if unrolled else 1
-    final, states = jax.lax.scan(body, state0, jnp.arange(num_steps, dtype="int32"), unroll=max(unroll, 1))
-    if not return_trajectory:
-        return output(final)
-    return jnp.concatenate([output(state0)[None], states], axis=0)
+    unrolled = num_steps <= MAX_UNROLLED_STEPS if unroll is None else unroll
+    final, records = jax.lax.scan(
+        scan_body, carry, jnp.arange(num_steps, dtype="int32"), unroll=max(num_steps if unrolled else 1, 1)
+    )
+    return final, records
 
 
-integrate_pathwise = functools.partial(generic.integrate_pathwise, loop=integrate)
+def custom_vjp(forward, backward, variables):
+    """A function of h0 whose backward pass is `backward`, as a `jax.custom_vjp` of h0 and the weights' values.
 
-# A scan that XLA runs as a loop: memory independent of N (unrolled with noise, XLA:CPU's
-# schedule keeps about two state-sized buffers per step alive: 25 / 86 MiB for N = 10 / 40 above).
-rolled_integrate = functools.partial(integrate, unrolled=False)
+    jax.custom_vjp differentiates only its arguments, so the values of the
+    weights the function reads (`variables`) go in explicitly and the
+    variables are read through a `keras.StatelessScope`.
+    `forward(h0) -> (output, residuals)`;
+    `backward(residuals, upstream, weights) -> (dL/dh0, [dL/dw per weight])`.
+    """
+    variables = list(variables)
+
+    def run_forward(h0, values):
+        return stateless(lambda: forward(h0), variables)(*values)
+
+    @jax.custom_vjp
+    def function(h0, values):
+        return run_forward(h0, values)[0]
+
+    def function_forward(h0, values):
+        output, residuals = run_forward(h0, values)
+        return output, (residuals, values)
+
+    def function_backward(saved, upstream):
+        residuals, values = saved
+        grad_h0, grad_weights = backward(residuals, upstream, Weights(variables, list(values)))
+        return grad_h0, tuple(grad_weights)
+
+    function.defvjp(function_forward, function_backward)
+    return lambda h0: function(h0, tuple(v.value for v in variables))
+
+
+def vjp(function, x, weights, cotangent):
+    """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) by `jax.vjp`, weights passed explicitly."""
+
+    def explicit(x, values):
+        return stateless(lambda: function(x), weights.variables)(*values)
+
+    outputs, pullback = jax.vjp(explicit, x, tuple(weights.values))
+    grad_x, grad_values = pullback(cotangent)
+    return outputs, grad_x, list(grad_values)
 
 
 def seed(values):
@@ -79,56 +107,6 @@ def check_dtype(dtype):
             "A float64 SDEBlock on JAX needs JAX's 64-bit mode: call jax.config.update('jax_enable_x64', True) "
             "(or use `with jax.enable_x64(True):`) before building the model, or use float32. Received: dtype=float64"
         )
-
-
-def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_trajectory=False):
-    """Reversible Heun with its O(1)-memory gradient: a `jax.custom_vjp` of h0 and the weights' values.
-
-    jax.custom_vjp differentiates only its arguments, so the weights the
-    vector fields read (`terms.variables`) go in explicitly and are read
-    through a `keras.StatelessScope`; the backward pass is
-    `keras_nsde.backend.reversible.backward` with `jax.vjp` per step.
-    """
-    variables = list(terms.variables)
-    evaluate = solver.vector_fields(terms, path is not None)
-    # The forward runs as a rolled scan (memory independent of N, ~10% slower on XLA:CPU); the
-    # backward, whose per-step VJPs XLA:CPU runs 16x slower inside a loop, is unrolled up to
-    # MAX_UNROLLED_STEPS (16x16x16x64 state, multiplicative noise, N = 10 / 40, 2026-11-25:
-    # 0.45 / 1.63 s and 39 / 89 MiB of XLA temporaries, against autodiff's 0.50 / 6.07 s and 122 / 453 MiB;
-    # a rolled backward keeps 23 MiB at any N but takes 7.4 s at N = 10).
-    backward_loop = None if num_steps <= MAX_UNROLLED_STEPS else jax.lax.fori_loop
-
-    def run_forward(h0, values):
-        problem = (solver, terms, path, h0, t0, dt, num_steps, return_trajectory, rolled_integrate)
-        return stateless(lambda: reversible.forward(*problem), variables)(*values)
-
-    @jax.custom_vjp
-    def solve(h0, values):
-        return run_forward(h0, values)[0]
-
-    def solve_forward(h0, values):
-        output, final = run_forward(h0, values)
-        return output, (final, values)
-
-    def solve_backward(residuals, upstream):
-        final, values = residuals
-
-        def vjp(y_hat, t, phi):
-            def fields_at(y_hat, values):
-                fields = stateless(lambda: evaluate(y_hat, t), variables)(*values)
-                return [field for field in fields if field is not None]
-
-            fields, pullback = jax.vjp(fields_at, y_hat, values)
-            grad_y_hat, grad_values = pullback(phi[: len(fields)])
-            return fields, grad_y_hat, list(grad_values)
-
-        grad_h0, grad_values = reversible.backward(
-            solver, terms, path, final, upstream, t0, dt, num_steps, return_trajectory, vjp, backward_loop
-        )
-        return grad_h0, tuple(grad_values)
-
-    solve.defvjp(solve_forward, solve_backward)
-    return solve(h0, tuple(v.value for v in variables))
 
 
 def weight_jvp(function, variables, direction):

@@ -1,17 +1,16 @@
-"""The PyTorch backend: stateless sampling from seeded torch.Generators; the rest in keras.ops (`generic`)."""
+"""The PyTorch backend: autograd.Function custom gradients, stateless sampling from seeded torch.Generators."""
 
+import keras
 import torch
 from keras import ops
 
-from keras_nsde.backend import reversible
 from keras_nsde.backend.generic import (  # noqa: F401
+    Weights,
+    accelerated,
     check_dtype,
     compile_function,
-    group_norm,
-    integrate,
-    integrate_pathwise,
+    loop,
     random_shape,
-    same_conv2d,
     size,
     stateless,
     trace,
@@ -58,52 +57,59 @@ def executing_eagerly(x):
     return True
 
 
-def integrate_reversible(solver, terms, path, h0, t0, dt, num_steps, return_trajectory=False):
-    """Reversible Heun with its O(1)-memory gradient: a `torch.autograd.Function` of h0 and the weights.
+def custom_vjp(forward, backward, variables):
+    """A function of h0 whose backward pass is `backward`, as a `torch.autograd.Function`.
 
-    The weights the vector fields read (`terms.variables`) are the Function's
-    inputs, so autograd routes their gradients; the backward pass is
-    `keras_nsde.backend.reversible.backward` with `torch.autograd.grad` per step.
+    `forward(h0) -> (output, residuals)` runs without recording a graph;
+    `backward(residuals, upstream, weights) -> (dL/dh0, [dL/dw per weight])`.
+    The weights the function reads (`variables`) are the Function's inputs,
+    so autograd routes their gradients.
     """
-    problem = (solver, terms, path, t0, dt, num_steps, return_trajectory)
-    return _ReversibleHeun.apply(problem, h0, *(v.value for v in terms.variables))
+    variables = list(variables)
+
+    def function(h0):
+        return _CustomVJP.apply((forward, backward, variables), h0, *(v.value for v in variables))
+
+    return function
 
 
-class _ReversibleHeun(torch.autograd.Function):
-    """Forward without a graph (only the last state is kept), backward by the reversible adjoint."""
-
+class _CustomVJP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, problem, h0, *values):
-        solver, terms, path, t0, dt, num_steps, return_trajectory = problem
-        output, final = reversible.forward(solver, terms, path, h0, t0, dt, num_steps, return_trajectory, integrate)
-        ctx.problem, ctx.final, ctx.values = problem, final, values
+    def forward(ctx, functions, h0, *values):
+        forward, backward, variables = functions
+        output, residuals = forward(h0)
+        ctx.backward, ctx.residuals, ctx.weights = backward, residuals, Weights(variables, list(values))
         return output
 
     @staticmethod
     def backward(ctx, upstream):
-        solver, terms, path, t0, dt, num_steps, return_trajectory = ctx.problem
-        evaluate = solver.vector_fields(terms, path is not None)
-        values = ctx.values
-
-        def vjp(y_hat, t, phi):
-            inputs = [y_hat, *values]
-            with torch.enable_grad():
-                y_hat = y_hat.detach().requires_grad_()
-                fields = [field for field in evaluate(y_hat, t) if field is not None]
-                # A field that reads neither y^ nor a weight (additive noise, G = sigma) has no graph.
-                pairs = [(field, weight) for field, weight in zip(fields, phi) if field.requires_grad]
-                grads = [None] * len(inputs)
-                if pairs:
-                    outputs, cotangents = zip(*pairs)
-                    grads = torch.autograd.grad(outputs, [y_hat, *values], cotangents, allow_unused=True)
-            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
-            return [field.detach() for field in fields], grads[0], grads[1:]
-
         with torch.no_grad():
-            grad_h0, grad_values = reversible.backward(
-                solver, terms, path, ctx.final, upstream, t0, dt, num_steps, return_trajectory, vjp
-            )
-        return (None, grad_h0, *grad_values)
+            grad_h0, grad_weights = ctx.backward(ctx.residuals, upstream, ctx.weights)
+        return (None, grad_h0, *grad_weights)
+
+
+def vjp(function, x, weights, cotangent):
+    """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) by `torch.autograd.grad`.
+
+    `x` and the output may be nested structures; an output that reads neither
+    x nor a weight (additive noise, G = sigma) contributes nothing.
+    """
+    inputs = [leaf.detach().requires_grad_() for leaf in keras.tree.flatten(x)]
+    with torch.enable_grad():
+        outputs = function(keras.tree.pack_sequence_as(x, inputs))
+        pairs = [
+            (output, weight)
+            for output, weight in zip(keras.tree.flatten(outputs), keras.tree.flatten(cotangent))
+            if output.requires_grad
+        ]
+        sources = inputs + list(weights.values)
+        grads = [None] * len(sources)
+        if pairs:
+            targets, cotangents = zip(*pairs)
+            grads = torch.autograd.grad(targets, sources, cotangents, allow_unused=True)
+    grads = [torch.zeros_like(source) if grad is None else grad for grad, source in zip(grads, sources)]
+    outputs = keras.tree.map_structure(lambda output: output.detach(), outputs)
+    return outputs, keras.tree.pack_sequence_as(x, grads[: len(inputs)]), grads[len(inputs) :]
 
 
 def weight_jvp(function, variables, direction):

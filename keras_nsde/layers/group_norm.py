@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_nsde import backend
+from keras_nsde import ops
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
@@ -10,18 +10,15 @@ class GroupNorm(keras.layers.Layer):
     """y = act((x - mean_g) / sqrt(var_g + eps) * gamma + beta), statistics per example and group.
 
     Same function and weights (gamma, beta) as `keras.layers.GroupNormalization`
-    on `(batch, H, W, C)`, computed faster on CPUs: the per-channel sums of x
-    and x^2 over (H, W) give each group's mean and variance, which fold with
-    gamma and beta into a per-(example, channel) scale and shift, so the big
-    tensor is read twice and written once, the ReLU (`relu=True`) fused into
-    the write. On TensorFlow the gradient is written out in closed form the
-    same way (`keras_nsde.backend.tensorflow.group_norm`) instead of
-    autodiff's chain, and on CPUs the passes run as compiled one-pass kernels
-    (`keras_nsde.backend.tensorflow.kernels`) for float32; on JAX and PyTorch it is the same
-    function in keras.ops (`keras_nsde.backend.generic.group_norm`).
-    The variance is E[x^2] - E[x]^2, accurate in float32 for activations whose
-    mean is not many orders of magnitude above their spread (statistics are
-    taken in float32 under mixed precision).
+    on `(batch, H, W, C)`, computed in fewer passes (`keras_nsde.ops.group_norm`):
+    the per-channel sums of x and x^2 over (H, W) give each group's mean and
+    variance, which fold with gamma and beta into a per-(example, channel)
+    scale and shift, so the big tensor is read twice and written once, the
+    ReLU (`relu=True`) fused into the write. On TensorFlow CPUs, float32 runs
+    as compiled one-pass kernels with a closed-form gradient. The variance is
+    E[x^2] - E[x]^2, accurate in float32 for activations whose mean is not many
+    orders of magnitude above their spread (statistics are taken in float32
+    under mixed precision).
 
     Args:
         groups: number of groups; must divide the channels.
@@ -46,7 +43,7 @@ class GroupNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, x):
-        return backend.get().group_norm(x, self.gamma, self.beta, self.groups, self.epsilon, self.relu)
+        return ops.group_norm(x, self.gamma, self.beta, self.groups, self.epsilon, self.relu)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -8,7 +8,7 @@ from keras import ops
 from keras_nsde import backend, brownian, diffusions, gradients, solvers, validation
 from keras_nsde.brownian import GivenIncrements
 from keras_nsde.layers.drifts import default_drift
-from keras_nsde.solvers import SDETerms
+from keras_nsde.solvers import Grid, SaveAt, SDETerms
 
 # Arguments that earlier releases took and that now live on the objects they configure.
 MOVED_ARGUMENTS = {
@@ -100,31 +100,26 @@ class SDEBlock(keras.layers.Layer):
         backend.get()  # a ValueError on a backend keras_nsde does not run on
         if drift is not None and not isinstance(drift, keras.layers.Layer):
             raise ValueError(f"drift must be a keras.layers.Layer or None. Received: drift={drift!r}")
-        num_steps = validation.integer("num_steps", num_steps, minimum=1)
-        t0, t1 = validation.number("t0", t0), validation.number("t1", t1)
-        if not t1 > t0:
-            raise ValueError(f"t1 must be greater than t0. Received: t0={t0!r}, t1={t1!r}")
+        self.grid = Grid(t0, t1, num_steps)  # checks t0 < t1 (finite) and num_steps >= 1
         seed = None if seed is None else validation.integer("seed", seed, minimum=0, maximum=brownian.MAX_SEED)
         self.drift = drift
         self.uses_default_drift = drift is None
         self.diffusion = diffusions.get(diffusion, sigma=sigma, dtype=self.dtype_policy)
-        self.t0 = t0
-        self.t1 = t1
-        self.num_steps = num_steps
+        self.t0, self.t1, self.num_steps = self.grid.t0, self.grid.t1, self.grid.num_steps
         self.test_time_noise = validation.boolean("test_time_noise", test_time_noise)
         self.return_trajectory = validation.boolean("return_trajectory", return_trajectory)
         self.seed = seed
         self.solver = solvers.get(solver)
         self.gradient = gradients.get(gradient)
         self.increments = brownian.get(increments)
-        self.solver.check(self.diffusion)
         self.gradient.check(self.solver)
+        self.solver.check(self.diffusion)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._drift_checked = False
 
     @property
     def dt(self):
-        return (self.t1 - self.t0) / self.num_steps
+        return self.grid.dt
 
     def build(self, input_shape):
         if self.drift is None:
@@ -140,8 +135,8 @@ class SDEBlock(keras.layers.Layer):
             self.diffusion.build(input_shape)
         # The weights fix the state's rank and channels (the last axis); spatial sizes may vary.
         self.input_spec = keras.layers.InputSpec(ndim=len(input_shape), axes={-1: input_shape[-1]})
-        if self.solver.adaptive:
-            self.nfe = self.add_weight(name="nfe", shape=(), dtype="int32", initializer="zeros", trainable=False)
+        for name in self.solver.statistics:  # the last call's solver statistics, e.g. Dopri5's `nfe`
+            setattr(self, name, self.add_weight(name=name, shape=(), dtype="int32", initializer="zeros", trainable=False))
         self.built = True
 
     def _symbolic_drift_call(self, input_shape):
@@ -253,35 +248,17 @@ class SDEBlock(keras.layers.Layer):
 
         Eq. (3), one solver step at a time: drift, diffusion, increment, step.
         `gradient` (a method or its name) overrides the block's gradient method.
+        The solver's statistics (Dopri5's `nfe`) are kept in the block's weights of those names.
         """
-        if self.solver.adaptive:
-            return self._solve_adaptive(h0)
-        method = self.gradient if gradient is None else gradients.get(gradient)
-        method.check(self.solver)
-        h = method.solve(self.solver, self.terms(), path, h0, self.t0, self.dt, self.num_steps, self.return_trajectory)
-        return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
-
-    def step_fn(self, path):
-        """One step of the block's (one-state) solver on `path` (None: no noise), `step(h, n) -> h_{n+1}`."""
-        if not self.solver.single_state:
-            raise ValueError(f"step_fn needs a one-state solver. Received: solver={self.solver!r}")
-        return self.solver.step_fn(self.terms(), path, self.t0, self.dt)
+        saveat = SaveAt(steps=self.return_trajectory)
+        solution = solvers.solve(self.terms(), self.solver, path, h0, self.grid, saveat, gradient or self.gradient)
+        for name, value in solution.stats.items():
+            getattr(self, name).assign(ops.cast(value, "int32"))
+        return ops.moveaxis(solution.ys, 0, 1) if self.return_trajectory else solution.ys
 
     def trajectory(self, h0, path=None):
-        """All N + 1 states on `path` (None: no noise), time-major `(num_steps + 1,) + h0.shape`."""
-        if self.solver.adaptive:
-            raise ValueError(f"trajectory() needs a fixed-step solver. Received: solver={self.solver!r}")
-        terms = self.terms()
-        step = self.solver.step_fn(terms, path, self.t0, self.dt)
-        state = self.solver.initial_state(terms, path, h0, self.t0)
-        return backend.get().integrate(step, state, self.num_steps, return_trajectory=True, output=self.solver.output)
-
-    def _solve_adaptive(self, h0):
-        """The adaptive solver (Dopri5, with TFP's adjoint); records the drift evaluations in `nfe`."""
-        times = ops.linspace(self.t0, self.t1, self.num_steps + 1) if self.return_trajectory else None
-        h, nfe = self.solver.solve(self.drift_fn, h0, self.t0, self.t1, return_trajectory_at=times)
-        self.nfe.assign(ops.cast(nfe, "int32"))
-        return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
+        """All N + 1 states on `path` (None: no noise), time-major `(num_steps + 1,) + h0.shape`, by autodiff."""
+        return solvers.solve(self.terms(), self.solver, path, h0, self.grid, SaveAt(steps=True)).ys
 
     def compute_output_shape(self, input_shape):
         if self.return_trajectory:

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_nsde import backend
+from keras_nsde.ops import same_conv2d
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
@@ -49,7 +49,7 @@ class TimeConv2D(keras.layers.Layer):
         height, width = ops.shape(h)[1], ops.shape(h)[2]
         ones_plane = ops.ones((1, height, width, 1), dtype=h.dtype)
         time_map = ops.conv(ones_plane, time_kernel, padding="same")
-        out = backend.get().same_conv2d(h, state_kernel)
+        out = same_conv2d(h, state_kernel)
         return out + (ops.cast(t, h.dtype) * time_map + self.bias)  # one full-size add
 
     def compute_output_shape(self, input_shape):

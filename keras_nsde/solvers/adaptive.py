@@ -5,6 +5,7 @@ import keras
 from keras_nsde import optional
 from keras_nsde.backend import unsupported
 from keras_nsde.solvers.base import Solver
+from keras_nsde.solvers.problem import Solution
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
@@ -16,7 +17,7 @@ class Dopri5(Solver):
     """
 
     name = "dopri5"
-    adaptive = True
+    statistics = ("nfe",)  # drift evaluations of the forward solve
     strong_order = None
     weak_order = None
 
@@ -36,8 +37,16 @@ class Dopri5(Solver):
                 f"Received: diffusion={type(diffusion).__name__}"
             )
 
-    def solve(self, drift_fn, h0, t0, t1, return_trajectory_at=None):
-        return dormand_prince(drift_fn, h0, t0, t1, self.rtol, self.atol, return_trajectory_at)
+    def solve(self, problem, h0, gradient):
+        """The `Solution` from h0 on the problem's grid ends (or at its N + 1 times with `SaveAt(steps=True)`).
+
+        Adaptive steps; the gradient is TFP's adjoint (`gradient` is Autodiff,
+        checked where the solver and the gradient method meet).
+        """
+        grid = problem.grid
+        times = keras.ops.linspace(grid.t0, grid.t1, grid.num_steps + 1) if problem.saveat.steps else None
+        ys, nfe = dormand_prince(problem.terms.drift, h0, grid.t0, grid.t1, self.rtol, self.atol, times)
+        return Solution(ys, {"nfe": nfe})
 
     def get_config(self):
         return {"rtol": self.rtol, "atol": self.atol}

@@ -2,31 +2,9 @@
 
 import keras
 
-from keras_nsde.solvers.base import SDETerms, Solver
-from keras_nsde.solvers.fixed_step import solve_fixed_step, step_time
-
-
-def euler_maruyama_step(drift_fn, diffusion_fn, path, t0, dt):
-    """One Euler-Maruyama step as a function `step(h, n) -> h_{n+1}`.
-
-    Args:
-        drift_fn: `f(h, t)`, a tensor with h's shape.
-        diffusion_fn: `G(h, t, f)`, a tensor with h's shape (diagonal noise:
-            the step uses G * dW elementwise). Ignored when `path` is None.
-        path: a `BrownianPath`, or None for the noiseless (ODE) Euler step.
-        t0: start time; step n is taken at t_n = t0 + n dt.
-        dt: step size.
-    """
-
-    def step(h, n):
-        t, dt_h = step_time(h, n, t0, dt)
-        f = drift_fn(h, t)
-        h_next = h + f * dt_h
-        if path is not None:
-            h_next = h_next + diffusion_fn(h, t, f) * path.increment(n)
-        return h_next
-
-    return step
+from keras_nsde.solvers.base import Solver
+from keras_nsde.solvers.functional import solve_functional
+from keras_nsde.solvers.problem import SDETerms
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
@@ -37,20 +15,17 @@ class EulerMaruyama(Solver):
     strong_order = 0.5
     weak_order = 1.0
 
-    def step_fn(self, terms, path, t0, dt):
-        return euler_maruyama_step(terms.drift, terms.diffusion, path, t0, dt)
+    def step(self, problem, h, n):
+        """h_{n+1} = h + f dt + G * dW_n (paper Eq. 3; G * dW elementwise, diagonal noise)."""
+        t, dt = problem.time(n, h.dtype)
+        f = problem.terms.drift(h, t)
+        h_next = h + f * dt
+        if problem.noisy:
+            h_next = h_next + problem.terms.diffusion(h, t, f) * problem.increment(n)
+        return h_next
 
 
-def euler_maruyama(
-    drift_fn,
-    diffusion_fn,
-    h0,
-    dW,
-    t0=0.0,
-    t1=1.0,
-    return_trajectory=False,
-    num_steps=None,
-):
+def euler_maruyama(drift_fn, diffusion_fn, h0, dW, t0=0.0, t1=1.0, return_trajectory=False, num_steps=None):
     """Integrates dh = f(h, t) dt + G(h, t, f) dB from t0 to t1 (paper Eq. 3).
 
     A pure function: it samples nothing; the Brownian increments come in.
@@ -64,10 +39,10 @@ def euler_maruyama(
             (t1 - t0) / num_steps, or a `keras_nsde.brownian.BrownianPath`.
         t0, t1: integration interval, t1 > t0.
         return_trajectory: return all states, shape `(num_steps + 1,) + h0.shape`.
-        num_steps: only needed when `dW` is None.
+        num_steps: needed when `dW` is None; otherwise it must match dW.
 
     Returns:
         h at t1 (h0's shape and dtype), or the trajectory.
     """
     terms = SDETerms(drift_fn, diffusion_fn)
-    return solve_fixed_step(EulerMaruyama(), terms, h0, dW, t0, t1, return_trajectory, num_steps)
+    return solve_functional(EulerMaruyama(), terms, h0, dW, t0, t1, return_trajectory, num_steps)

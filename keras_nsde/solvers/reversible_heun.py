@@ -28,12 +28,28 @@ elementwise diffusions with a known derivative (`Diffusion.derivative`),
 through its Stratonovich form, drift f - G G' / 2.
 """
 
-import keras
+from typing import NamedTuple
 
-from keras_nsde.solvers.base import SDETerms, Solver
-from keras_nsde.solvers.fixed_step import solve_fixed_step, step_time
+import keras
+from keras import ops
+
+from keras_nsde.solvers.base import Solver
+from keras_nsde.solvers.functional import solve_functional
+from keras_nsde.solvers.problem import SDETerms
 
 INTERPRETATIONS = ("stratonovich", "ito")
+
+
+class HeunState(NamedTuple):
+    """Reversible Heun's state at step n: y_n, y^_n and the fields (f_n, g_n) at (y^_n, t_n).
+
+    g is a scalar zero for the noiseless (ODE) problem.
+    """
+
+    y: object
+    y_hat: object
+    f: object
+    g: object
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
@@ -50,7 +66,6 @@ class ReversibleHeun(Solver):
     name = "reversible_heun"
     strong_order = 0.5  # general noise; 1 for commutative and additive noise
     weak_order = 1.0
-    single_state = False
 
     def __init__(self, interpretation="stratonovich"):
         if interpretation not in INTERPRETATIONS:
@@ -72,66 +87,54 @@ class ReversibleHeun(Solver):
                 f"Received: diffusion={type(diffusion).__name__}"
             )
 
-    def vector_fields(self, terms, noisy):
-        """`evaluate(h, t) -> (f, g)`: the drift (Itô-corrected if asked) and diffusion at one point (g None if not noisy)."""
+    def fields(self, problem, y_hat, n):
+        """(f, g) at (y^, t_n): the drift (Itô-corrected if asked) and the diffusion (a scalar 0 without noise)."""
+        terms = problem.terms
+        t, _ = problem.time(n, y_hat.dtype)
+        f = terms.drift(y_hat, t)
+        if not problem.noisy:
+            return f, ops.zeros((), y_hat.dtype)
+        g = terms.diffusion(y_hat, t, f)
+        if self.interpretation == "ito":
+            g_prime = terms.diffusion_derivative(y_hat, t, f)
+            if g_prime is None:
+                raise ValueError(
+                    "ReversibleHeun(interpretation='ito') needs the diffusion's derivative; it returned None."
+                )
+            f = f - 0.5 * g * g_prime
+        return f, g
 
-        def evaluate(h, t):
-            f = terms.drift(h, t)
-            if not noisy:
-                return f, None
-            g = terms.diffusion(h, t, f)
-            if self.interpretation == "ito":
-                g_prime = terms.diffusion_derivative(h, t, f)
-                if g_prime is None:
-                    raise ValueError(
-                        "ReversibleHeun(interpretation='ito') needs the diffusion's derivative; it returned None."
-                    )
-                f = f - 0.5 * g * g_prime
-            return f, g
+    def init(self, problem, h0):
+        return HeunState(h0, h0, *self.fields(problem, h0, 0))
 
-        return evaluate
+    def step(self, problem, state, n):
+        _, dt = problem.time(n, state.y.dtype)
+        dW = problem.increment(n)
+        y_hat = 2.0 * state.y - state.y_hat + state.f * dt + state.g * dW
+        f, g = self.fields(problem, y_hat, n + 1)
+        return HeunState(state.y + 0.5 * (state.f + f) * dt + 0.5 * (state.g + g) * dW, y_hat, f, g)
 
-    def initial_state(self, terms, path, h0, t0):
-        f, g = self.vector_fields(terms, path is not None)(h0, step_time(h0, 0, t0, 1.0)[0])
-        return (h0, h0, f) if g is None else (h0, h0, f, g)
+    def previous_y_hat(self, state, dt, dW):
+        """y^_n = 2 y_{n+1} - y^_{n+1} - f_{n+1} dt - g_{n+1} dW_n from state n + 1 (the first half of `inverse`)."""
+        return 2.0 * state.y - state.y_hat - state.f * dt - state.g * dW
 
-    def step_fn(self, terms, path, t0, dt):
-        evaluate = self.vector_fields(terms, path is not None)
+    def previous_state(self, state, y_hat, fields, dt, dW):
+        """State n from state n + 1, y^_n and F_n = (f, g)(y^_n, t_n) (the second half of `inverse`):
 
-        def step(state, n):
-            y, y_hat, f = state[:3]
-            t_next, dt_h = step_time(y, n + 1, t0, dt)
-            if path is None:
-                y_hat_next = 2.0 * y - y_hat + f * dt_h
-                f_next, _ = evaluate(y_hat_next, t_next)
-                return y + 0.5 * (f + f_next) * dt_h, y_hat_next, f_next
-            g, dW = state[3], path.increment(n)
-            y_hat_next = 2.0 * y - y_hat + f * dt_h + g * dW
-            f_next, g_next = evaluate(y_hat_next, t_next)
-            return y + 0.5 * (f + f_next) * dt_h + 0.5 * (g + g_next) * dW, y_hat_next, f_next, g_next
+        y_n = y_{n+1} - (f_n + f_{n+1}) dt / 2 - (g_n + g_{n+1}) dW_n / 2.
+        """
+        f, g = fields
+        return HeunState(state.y - 0.5 * (f + state.f) * dt - 0.5 * (g + state.g) * dW, y_hat, f, g)
 
-        return step
-
-    def reverse_step_fn(self, terms, path, t0, dt):
-        """The algebraic inverse, `reverse(state_{n+1}, n) -> state_n`, one evaluation at y^_n."""
-        evaluate = self.vector_fields(terms, path is not None)
-
-        def reverse(state, n):
-            y_next, y_hat_next, f_next = state[:3]
-            t, dt_h = step_time(y_next, n, t0, dt)
-            if path is None:
-                y_hat = 2.0 * y_next - y_hat_next - f_next * dt_h
-                f, _ = evaluate(y_hat, t)
-                return y_next - 0.5 * (f + f_next) * dt_h, y_hat, f
-            g_next, dW = state[3], path.increment(n)
-            y_hat = 2.0 * y_next - y_hat_next - f_next * dt_h - g_next * dW
-            f, g = evaluate(y_hat, t)
-            return y_next - 0.5 * (f + f_next) * dt_h - 0.5 * (g + g_next) * dW, y_hat, f, g
-
-        return reverse
+    def inverse(self, problem, state, n):
+        """The algebraic inverse of `step`: state n from state n + 1, one evaluation of (f, G) at y^_n."""
+        _, dt = problem.time(n, state.y.dtype)
+        dW = problem.increment(n)
+        y_hat = self.previous_y_hat(state, dt, dW)
+        return self.previous_state(state, y_hat, self.fields(problem, y_hat, n), dt, dW)
 
     def output(self, state):
-        return state[0]
+        return state.y
 
     def get_config(self):
         return {"interpretation": self.interpretation}
@@ -156,4 +159,4 @@ def reversible_heun(
     dG_i/dh_i, for the Itô SDE dh = f dt + G dB).
     """
     terms = SDETerms(drift_fn, diffusion_fn, diffusion_derivative_fn)
-    return solve_fixed_step(ReversibleHeun(interpretation), terms, h0, dW, t0, t1, return_trajectory, num_steps)
+    return solve_functional(ReversibleHeun(interpretation), terms, h0, dW, t0, t1, return_trajectory, num_steps)

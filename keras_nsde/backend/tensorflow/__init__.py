@@ -1,16 +1,31 @@
-"""The TensorFlow backend: graph loops, the pathwise and reversible custom gradients, fused CPU kernels."""
+"""The TensorFlow backend: graph loops, `tf.custom_gradient`, Philox sampling, fused CPU kernels."""
 
 import math
 
 import tensorflow as tf
 
 from keras_nsde.backend.generic import check_dtype
-from keras_nsde.backend.tensorflow.autodiff import jacobian_products, weight_jvp
+from keras_nsde.backend.tensorflow.custom_vjp import custom_vjp, vjp
+from keras_nsde.backend.tensorflow.forward_mode import jacobian_products, weight_jvp
 from keras_nsde.backend.tensorflow.group_norm import group_norm
-from keras_nsde.backend.tensorflow.loop import integrate
-from keras_nsde.backend.tensorflow.pathwise import integrate_pathwise
-from keras_nsde.backend.tensorflow.reversible import integrate_reversible
+from keras_nsde.backend.tensorflow.kernels.group_norm_ops import can_fuse
+from keras_nsde.backend.tensorflow.loop import loop
 from keras_nsde.backend.tensorflow.same_conv import same_conv2d
+
+
+def accelerated(op, x):
+    """TensorFlow's faster drop-in for `op` on x, or None (then the keras.ops version runs).
+
+    "group_norm": one-pass compiled CPU kernels with a closed-form gradient,
+    for float32 on a machine without a GPU outside XLA-compiled functions.
+    "same_conv2d": Winograd kernels, or convolutions whose gradients run on
+    the faster forward kernel (see `same_conv`).
+    """
+    if op == "group_norm":
+        return group_norm if can_fuse(x) else None
+    if op == "same_conv2d":
+        return same_conv2d
+    return None
 
 
 def seed(values):
@@ -62,24 +77,3 @@ def trace(function):
 def compile_function(function, input_shape, dtype, jit_compile=False):
     """`function(x)` as one tf.function for every x of `input_shape` (None: any size) and `dtype`."""
     return tf.function(function, input_signature=[tf.TensorSpec(input_shape, dtype)], jit_compile=jit_compile)
-
-
-__all__ = [
-    "check_dtype",
-    "compile_function",
-    "executing_eagerly",
-    "fold_in",
-    "group_norm",
-    "integrate",
-    "integrate_pathwise",
-    "integrate_reversible",
-    "jacobian_products",
-    "random_shape",
-    "replica_seed",
-    "same_conv2d",
-    "seed",
-    "size",
-    "trace",
-    "uniform",
-    "weight_jvp",
-]

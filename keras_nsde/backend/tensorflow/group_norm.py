@@ -62,9 +62,8 @@ def _group_norm(x, gamma, beta, groups, epsilon, relu=False):
             x_coefficient = -tf.square(inverse_std) * mean_gamma_m_x_hat
             offset = -mean * x_coefficient - inverse_std * mean_gamma_m
             ones = tf.ones_like(gamma_g)
-            dx = group_norm_ops.affine_combine(
-                dy, x, scale, shift, scale, per_channel(x_coefficient * ones), per_channel(offset * ones), relu, fused, y
-            )
+            combination = (scale, per_channel(x_coefficient * ones), per_channel(offset * ones))
+            dx = group_norm_ops.affine_combine(dy, x, (scale, shift), combination, relu, fused, y)
             return dx, dgamma, dbeta, None, None
 
         return y, gradient

@@ -1,47 +1,47 @@
-"""The time loop shared by every solver and gradient method."""
+"""The time loop on TensorFlow: a `tf.while_loop` (a graph loop under `tf.function` and XLA, a Python loop eagerly)."""
 
+import keras
 import tensorflow as tf
 
 
-def integrate(step, state0, num_steps, return_trajectory=False, output=None):
-    """Applies state_{n+1} = step(state_n, n) for n = 0 .. num_steps - 1.
+def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
+    """(carry_N, records) for carry_{n+1} = body(carry_n, n), n = 0 .. num_steps - 1.
 
-    The loop is a `tf.while_loop` (a graph loop under `tf.function` and XLA,
-    a plain Python loop eagerly), so tracing cost does not grow with N.
-
-    Args:
-        step: `step(state, n) -> next state`; a state is a tensor or a tuple of tensors.
-        state0: the initial state.
-        num_steps: N.
-        return_trajectory: also keep h_n = output(state_n) for every n.
-        output: `output(state) -> h` (default: the state itself).
-
-    Returns:
-        h_N, or all h_n stacked with shape `(num_steps + 1,) + h.shape`
-        when `return_trajectory` is True.
+    Tracing cost does not grow with N. See `keras_nsde.backend.generic.loop`
+    for the arguments. `n` is a loop tensor, never a constant: Grappler would
+    constant-fold a seeded draw at a constant index with TensorFlow's kernel,
+    whose numbers differ from XLA's. Without `lookahead` the loop runs one
+    iteration at a time (`parallel_iterations=1`): backward passes would
+    otherwise keep later iterations' draws and temporaries alive.
+    `unroll` is ignored.
     """
-    output = output or (lambda state: state)
-    if not return_trajectory:
+    parallel_iterations = 10 if lookahead else 1
+    if record is None:
         _, final = tf.while_loop(
-            lambda n, state: n < num_steps,
-            lambda n, state: (n + 1, step(state, n)),
-            (tf.constant(0), state0),
+            lambda n, carry: n < num_steps,
+            lambda n, carry: (n + 1, body(carry, n)),
+            (tf.constant(0), carry),
             maximum_iterations=num_steps,
+            parallel_iterations=parallel_iterations,
         )
-        return output(final)
+        return final, None
 
-    h0 = output(state0)
-    states = tf.TensorArray(h0.dtype, size=num_steps + 1, element_shape=h0.shape)
-    states = states.write(0, h0)
-
-    def body(n, state, states):
-        state = step(state, n)
-        return n + 1, state, states.write(n + 1, output(state))
-
-    _, _, states = tf.while_loop(
-        lambda n, state, states: n < num_steps,
-        body,
-        (tf.constant(0), state0, states),
-        maximum_iterations=num_steps,
+    example = record(carry)
+    arrays = keras.tree.map_structure(
+        lambda x: tf.TensorArray(x.dtype, size=num_steps, element_shape=x.shape), example
     )
-    return states.stack()
+    flat_arrays = keras.tree.flatten(arrays)
+
+    def step(n, carry, *flat_arrays):
+        values = keras.tree.flatten(record(carry))
+        flat_arrays = [array.write(n, value) for array, value in zip(flat_arrays, values)]
+        return (n + 1, body(carry, n), *flat_arrays)
+
+    _, final, *flat_arrays = tf.while_loop(
+        lambda n, *_: n < num_steps,
+        step,
+        (tf.constant(0), carry, *flat_arrays),
+        maximum_iterations=num_steps,
+        parallel_iterations=parallel_iterations,
+    )
+    return final, keras.tree.pack_sequence_as(example, [array.stack() for array in flat_arrays])

@@ -5,7 +5,7 @@ Per image b and channel c, with `(B, C)` coefficients broadcast over H and W:
     channel_moments(x)                         = sum_HW x,  sum_HW x^2
     affine(x, scale, shift, relu)              = act(x * scale + shift)
     masked_channel_sums(dy, x, scale, shift)   = sum_HW m,  sum_HW m * x
-    affine_combine(dy, x, scale, shift, a, b, c) = m * a + x * b + c
+    affine_combine(dy, x, (scale, shift), (a, b, c)) = m * a + x * b + c
 
 where act is ReLU or the identity and m = dy * [x * scale + shift > 0] with
 relu (the ReLU's gradient mask), m = dy without. The sums are returned in
@@ -51,10 +51,11 @@ def masked_channel_sums(dy, x, scale, shift, relu, fused, y=None):
     return _masked_channel_sums(dy, x, scale, shift, relu, y)
 
 
-def affine_combine(dy, x, scale, shift, a, b, c, relu, fused, y=None):
+def affine_combine(dy, x, affine, combination, relu, fused, y=None):
+    """m * a + x * b + c for `affine` = (scale, shift) (the forward's, for the mask) and `combination` = (a, b, c)."""
     if fused and dy.dtype == tf.float32:
-        return load_kernels().knsde_affine_combine(dy, x, scale, shift, a, b, c, relu=relu)
-    return _affine_combine(dy, x, scale, shift, a, b, c, relu, y)
+        return load_kernels().knsde_affine_combine(dy, x, *affine, *combination, relu=relu)
+    return _affine_combine(dy, x, *affine, *combination, relu=relu, y=y)
 
 
 # The twins. Coefficients are (B, C), in any float dtype; big tensors keep x's dtype.
@@ -88,7 +89,8 @@ def _masked_channel_sums(dy, x, scale, shift, relu, y=None):
     return tf.reduce_sum(masked, axis=[1, 2]), tf.reduce_sum(masked * tf.cast(x, dtype), axis=[1, 2])
 
 
-def _affine_combine(dy, x, scale, shift, a, b, c, relu, y=None):
+def _affine_combine(dy, x, *coefficients, relu=False, y=None):
+    scale, shift, a, b, c = coefficients
     masked = _masked(dy, x, scale, shift, relu, y)
     return masked * _broadcast(a, dy) + x * _broadcast(b, x) + _broadcast(c, x)
 

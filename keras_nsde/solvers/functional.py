@@ -1,28 +1,29 @@
-"""What every fixed-step solver's pure function shares: argument checks, the Brownian path, the loop."""
+"""What the solvers' pure functions share: argument checks, the Brownian path, the problem, the loop."""
 
 import keras
 from keras import ops
 
-from keras_nsde import backend, validation
+from keras_nsde import validation
 from keras_nsde.brownian import BrownianPath, GivenIncrements
+from keras_nsde.gradients.autodiff import autodiff_solve
+from keras_nsde.solvers.problem import Grid, Problem, SaveAt, SDETerms
 
 
-def solve_fixed_step(solver, terms, h0, dW, t0, t1, return_trajectory, num_steps):
-    """Validates the arguments, wraps dW as a path, and runs `solver` from t0 to t1.
+def solve_functional(solver, terms, h0, dW, t0=0.0, t1=1.0, return_trajectory=False, num_steps=None):
+    """Validates the arguments, wraps dW as a path, and runs `solver` from t0 to t1 (differentiable by autodiff).
 
     Args:
         solver: a fixed-step `Solver`.
         terms: its `SDETerms`; a diffusion needs dW.
         h0: initial state.
         dW: increments `(num_steps,) + h0.shape`, a `BrownianPath`, or None (an ODE).
-        num_steps: only needed when dW is None.
+        t0, t1: the interval.
+        return_trajectory: return all `(num_steps + 1,) + h0.shape` states.
+        num_steps: only needed when dW is None; if given with dW, it must match.
     """
     h0 = ops.convert_to_tensor(h0)
     if not keras.backend.is_float_dtype(h0.dtype):
         raise ValueError(f"h0 must be a floating tensor. Received: h0.dtype={keras.backend.standardize_dtype(h0.dtype)}")
-    t0, t1 = validation.number("t0", t0), validation.number("t1", t1)
-    if not t1 > t0:
-        raise ValueError(f"t1 must be greater than t0. Received: t0={t0}, t1={t1}")
     if num_steps is not None:
         num_steps = validation.integer("num_steps", num_steps, minimum=1)
     if dW is None:
@@ -33,7 +34,9 @@ def solve_fixed_step(solver, terms, h0, dW, t0, t1, return_trajectory, num_steps
         path = None
     else:
         if terms.diffusion is None:
-            raise ValueError("dW drives the diffusion: pass diffusion_fn too, or dW=None for an ODE. Received: diffusion_fn=None")
+            raise ValueError(
+                "dW drives the diffusion: pass diffusion_fn too, or dW=None for an ODE. Received: diffusion_fn=None"
+            )
         path = dW if isinstance(dW, BrownianPath) else GivenIncrements(_increments(dW, h0))
         if num_steps is not None and num_steps != path.num_steps:
             raise ValueError(
@@ -41,10 +44,8 @@ def solve_fixed_step(solver, terms, h0, dW, t0, t1, return_trajectory, num_steps
                 f"Received: num_steps={num_steps}"
             )
         num_steps = path.num_steps
-    dt = (t1 - t0) / num_steps
-    step = solver.step_fn(terms, path, t0, dt)
-    state = solver.initial_state(terms, path, h0, t0)
-    return backend.get().integrate(step, state, num_steps, return_trajectory, solver.output)
+    problem = Problem(SDETerms(*terms), path, Grid(t0, t1, num_steps), SaveAt(steps=return_trajectory))
+    return autodiff_solve(solver, problem, h0)
 
 
 def _increments(dW, h0):
@@ -59,9 +60,3 @@ def _increments(dW, h0):
             f"for every element of the state. Received: dW with shape {shape}"
         )
     return dW
-
-
-def step_time(h, n, t0, dt):
-    """(t_n, dt) in h's dtype; converted, not cast: casting a Python float would go through float32."""
-    dt_h = ops.convert_to_tensor(dt, dtype=h.dtype)
-    return ops.convert_to_tensor(t0, dtype=h.dtype) + ops.cast(n, h.dtype) * dt_h, dt_h
