@@ -20,7 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from keras_nsde import optional  # noqa: E402
+
+# SavedModel export and tf.distribute need TensorFlow whatever the Keras backend.
+tf = optional.require("tensorflow", extra="tensorflow")
 
 tf.get_logger().setLevel("ERROR")  # one trace per TestTimeEnsemble reads as "retracing"
 
@@ -31,7 +34,7 @@ from keras_nsde.models import paper_classifier  # noqa: E402
 from keras_nsde.models.paper_classifier import INPUT_SHAPES  # noqa: E402
 
 # The authors' learning-rate stages (epochs at lr 0.1, 0.01, 0.001, 0.0001),
-# scaled to --epochs (reference-setup.md).
+# scaled to --epochs (docs/paper-setup.md).
 STAGES = {"cifar10": (40, 40, 20, 20), "stl10": (30, 30, 20, 20)}
 DEFAULT_STAGES = (80, 60, 40, 20)
 DEFAULT_EPOCHS = {"cifar10": 120, "stl10": 100, "tiny_imagenet": 200, "digits": 15}

@@ -3,7 +3,7 @@
     model.add(keras_nsde.SDEBlock(diffusion="multiplicative"))
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from keras_nsde import analysis, brownian, callbacks, diffusions, evaluation, gradients, layers, models, solvers
 from keras_nsde.allocator import use_pooled_cpu_allocator

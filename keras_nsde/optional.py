@@ -7,6 +7,7 @@ import importlib
 
 # pip extra -> what it installs (pyproject.toml's [project.optional-dependencies]).
 EXTRAS = {
+    "tensorflow": "TensorFlow",
     "attacks": "cleverhans",
     "data": "tensorflow-datasets and scikit-learn",
     "plots": "matplotlib",

@@ -17,7 +17,7 @@ SOURCES = {
     "stl10": sources.tfds_source("stl10"),
     "tiny_imagenet": sources.image_folder((64, 64)),
 }
-# The authors' random-crop padding (reference-setup.md); none for 8x8 digits.
+# The authors' random-crop padding (docs/paper-setup.md); none for 8x8 digits.
 CROP_PADDING = {"digits": 0, "cifar10": 4, "stl10": 8, "tiny_imagenet": 8}
 SHUFFLE_BUFFER = 10_000
 

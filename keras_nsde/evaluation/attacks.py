@@ -38,7 +38,8 @@ def pgd_attack(model, x, y, epsilon, norm=2, steps=40, step_size=None, eot_sampl
 
     Args:
         model: a Keras model returning logits, or a `TestTimeEnsemble` to attack.
-        x, y: images in [0, 1] and integer labels (NumPy).
+        x: images in [0, 1] (NumPy, `(batch, H, W, C)`).
+        y: integer labels (NumPy, `(batch,)`).
         epsilon: ball radius; 0 returns x unchanged.
         norm: 2 / "l2" or np.inf / "linf".
         steps: PGD iterations (the authors: 40).
@@ -69,11 +70,18 @@ def spsa_attack(model, x, y, epsilon, norm=2, steps=20, samples=64, learning_rat
     unit box.
 
     Args:
+        model: a Keras model returning logits, or a `TestTimeEnsemble` to attack.
+        x: images in [0, 1] (NumPy, `(batch, H, W, C)`).
+        y: integer labels (NumPy, `(batch,)`).
+        epsilon: ball radius; 0 returns x unchanged.
+        norm: 2 / "l2" or np.inf / "linf".
         steps: optimisation steps; each evaluates the model on `samples`
             perturbed copies of the image (times `eot_samples` noise draws).
         samples: even; the SPSA batch per step.
-        learning_rate, delta: SPSA-Adam's step size and finite-difference size.
-        Others as for `pgd_attack`.
+        learning_rate: SPSA-Adam's step size.
+        delta: SPSA-Adam's finite-difference size.
+        eot_samples: noise samples averaged per loss evaluation (ignored for an ensemble).
+        verbose: 1 shows a progress bar over the images.
     """
     implementation = _backend_attacks("spsa")
     norm = _check(norm, epsilon)

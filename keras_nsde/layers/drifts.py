@@ -11,7 +11,7 @@ GROUP_NORM_EPSILON = 1e-5  # PyTorch's GroupNorm default, as in the authors' cod
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
 class ConvDrift(keras.layers.Layer):
-    """The paper's drift on image states (reference-setup.md):
+    """The paper's drift on image states (docs/paper-setup.md):
 
         GN -> ReLU -> TimeConv -> GN -> ReLU -> TimeConv -> GN -> ReLU -> TimeConv -> GN
 

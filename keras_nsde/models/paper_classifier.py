@@ -11,7 +11,7 @@ NUM_CLASSES = {"cifar10": 10, "stl10": 10, "tiny_imagenet": 200, "digits": 10}
 BIG_MODEL = {"stl10", "tiny_imagenet"}
 DEFAULT_FILTERS = {"cifar10": 64, "stl10": 256, "tiny_imagenet": 256, "digits": 32}
 
-# Midpoints of the authors' sweeps (reference-setup.md): CIFAR multiplicative
+# Midpoints of the authors' sweeps (docs/paper-setup.md): CIFAR multiplicative
 # 1.2-1.8, dropout 0.5-0.9, additive 0.5 in their logs; STL-10 multiplicative
 # 0-0.4; Tiny-ImageNet dropout 0.1-1.1. Where they report no sweep (and for
 # digits, which is ours) the value is our choice.
