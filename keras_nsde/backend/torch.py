@@ -91,18 +91,21 @@ class _CustomVJP(torch.autograd.Function):
 def vjp(function, x, weights, cotangent):
     """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) by `torch.autograd.grad`.
 
-    `x` and the output may be nested structures; an output that reads neither
-    x nor a weight (additive noise, G = sigma) contributes nothing.
+    The function reads each weight as its value in `weights` (a
+    `keras.StatelessScope`), as on JAX; `x` and the output may be nested
+    structures; an output that reads neither x nor a weight (additive noise,
+    G = sigma) contributes nothing.
     """
     inputs = [leaf.detach().requires_grad_() for leaf in keras.tree.flatten(x)]
+    values = [value.detach().requires_grad_() for value in weights.values]
     with torch.enable_grad():
-        outputs = function(keras.tree.pack_sequence_as(x, inputs))
+        outputs = stateless(lambda: function(keras.tree.pack_sequence_as(x, inputs)), weights.variables)(*values)
         pairs = [
             (output, weight)
             for output, weight in zip(keras.tree.flatten(outputs), keras.tree.flatten(cotangent))
             if output.requires_grad
         ]
-        sources = inputs + list(weights.values)
+        sources = inputs + values
         grads = [None] * len(sources)
         if pairs:
             targets, cotangents = zip(*pairs)

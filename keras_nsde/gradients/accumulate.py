@@ -9,7 +9,7 @@ WIDTH = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
 
 class FlatGradients:
-    """Sums per-step weight gradients as one flat vector, in the widest of the weights' dtypes.
+    """Sums per-step weight gradients as one flat vector, in the widest of the weights' dtypes and float32.
 
     One concatenated vector keeps each loop iteration to a single two-input
     add. (On TensorFlow, per-variable `total + g`, where g is itself a sum for
@@ -32,7 +32,7 @@ class FlatGradients:
         self.shapes = [tuple(value.shape) for value in values]
         self.dtypes = [keras.backend.standardize_dtype(value.dtype) for value in values]
         self.sizes = [math.prod(shape) for shape in self.shapes]
-        self.dtype = max(self.dtypes, key=lambda dtype: WIDTH.get(dtype, 4), default="float32")
+        self.dtype = max(self.dtypes + ["float32"], key=lambda dtype: WIDTH.get(dtype, 4))  # no float16 sums
 
     def zeros(self):
         return ops.zeros((sum(self.sizes),), self.dtype)

@@ -4,27 +4,34 @@ import contextlib
 
 import tensorflow as tf
 
-from keras_nsde.backend.generic import Weights
+from keras_nsde.backend.generic import Weights, stateless
 
 
 def custom_vjp(forward, backward, variables):
-    """A function of h0 whose backward pass is `backward`.
+    """A function of h0 whose backward pass is `backward`, the weights `variables` read passed explicitly.
 
-    `forward(h0) -> (output, residuals)` runs with every tape paused (only
-    what it returns is kept); `backward(residuals, upstream, weights) ->
-    (dL/dh0, [dL/dw per weight])`, where `weights` holds the variables
-    TensorFlow saw the forward pass read (`grad_fn(*upstream,
-    variables=None)`); the `variables` argument is not needed here.
+    As on JAX and PyTorch, the forward pass reads each variable through a
+    `keras.StatelessScope` as the value it had when the function was called
+    (under a mixed-precision policy, its float16 copy), and the backward pass
+    differentiates with respect to those values, so both passes compute with
+    the same numbers. `forward(h0) -> (output, residuals)` runs with every
+    tape paused (only what it returns is kept); `backward(residuals, upstream,
+    weights) -> (dL/dh0, [dL/dw per weight])`. TensorFlow asks for the
+    gradients of the variables it saw read (`grad_fn(*upstream,
+    variables=None)`); they are the values' gradients in the variables' dtypes.
     """
+    variables = list(variables)
 
     @tf.custom_gradient
     def function(h0):
+        weights = Weights(variables, [v.value for v in variables])
         with tapes_paused():
-            output, residuals = forward(h0)
+            output, residuals = stateless(lambda: forward(h0), variables)(*weights.values)
 
         def grad_fn(upstream, variables=None):
-            variables = list(variables or [])
-            return backward(residuals, upstream, Weights(variables, variables))
+            grad_h0, grads = backward(residuals, upstream, weights)
+            by_variable = {_key(v): grad for v, grad in zip(weights.variables, grads)}
+            return grad_h0, [tf.cast(by_variable[v.ref()], v.dtype) for v in variables or []]
 
         return output, grad_fn
 
@@ -33,13 +40,26 @@ def custom_vjp(forward, backward, variables):
 
 def vjp(function, x, weights, cotangent):
     """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) on a tape; zeros where unconnected."""
+    values = list(weights.values)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        outputs = function(x)
-    grad_x, grad_weights = tape.gradient(
-        outputs, (x, list(weights.values)), output_gradients=cotangent, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        tape.watch(values)
+        outputs = stateless(lambda: function(x), weights.variables)(*values)
+    grad_x, grad_values = tape.gradient(
+        outputs, (x, values), output_gradients=cotangent, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
-    return outputs, grad_x, list(grad_weights)
+    return outputs, grad_x, list(grad_values)
+
+
+def _key(variable):
+    """The key of the tf.Variable behind a Keras variable (its value, read outside any autocast scope)."""
+    value = variable.value
+    if not isinstance(value, tf.Variable):
+        raise RuntimeError(
+            f"The gradient of {variable.path!r} was asked for inside an autocast scope. Compute gradients outside "
+            "layer calls (as Keras' trainers do)."
+        )
+    return value.ref()
 
 
 @contextlib.contextmanager
