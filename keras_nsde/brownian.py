@@ -92,7 +92,7 @@ class SeededIncrements(BrownianPath):
 
     Args:
         seed: int32 tensor of shape (2,), the per-call seed.
-        shape: the state's shape (a `tf.shape` tensor or a list).
+        shape: the state's shape (the backend's `random_shape`: a tuple, or a shape tensor on TensorFlow).
         dtype: the state's dtype.
         num_steps: number of increments.
         dt: the step size (t1 - t0) / num_steps.
@@ -125,13 +125,12 @@ class SeededIncrements(BrownianPath):
 class SeededGaussianIncrements(SeededIncrements):
     """dW_n = sqrt(dt) * z_n, z_n ~ N(0, I): Brownian increments (Euler-Maruyama).
 
-    z comes from Box-Muller on Philox uniforms u, v in [0, 1) (half as many
-    pairs as elements): with r = sqrt(-2 log(1 - u)) and a = 2 pi v,
+    z comes from Box-Muller on the backend's uniforms u, v in [0, 1) (half as
+    many pairs as elements): with r = sqrt(-2 log(1 - u)) and a = 2 pi v,
     r cos(a) and r sin(a) are two independent standard normals. The scale
-    sqrt(dt) is folded into r. On CPU this takes half the time of
-    `tf.random.stateless_normal` (8.4 vs 14.4 ms for the paper's CIFAR-10 state,
-    benchmarks/op_time.py), which draws from the same uniforms per pair but
-    through a slower kernel; the two give different numbers for one seed.
+    sqrt(dt) is folded into r. On CPU this takes about half the time of
+    `tf.random.stateless_normal` (benchmarks/op_time.py, docs/benchmarks.md),
+    which runs a slower kernel; the two give different numbers for one seed.
     """
 
     def scaled_sample(self, seed, scale):

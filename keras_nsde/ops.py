@@ -26,7 +26,8 @@ def group_norm(x, gamma, beta, groups, epsilon, relu=False):
 
     Args:
         x: `(batch, H, W, C)`.
-        gamma, beta: `(C,)` scale and offset.
+        gamma: `(C,)` scale.
+        beta: `(C,)` offset.
         groups: number of groups; divides C.
         epsilon: added to the variance.
         relu: act = ReLU (else the identity).

@@ -16,7 +16,8 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
         num_steps: N, a Python int.
         record: `record(carry) -> structure`; its values at carry_0 .. carry_{N-1}
             are stacked on a new first axis. None: records is None.
-        lookahead, unroll: hints for graph loops (TensorFlow, JAX); a Python loop ignores them.
+        lookahead: let a graph loop run iterations ahead (TensorFlow); a Python loop ignores it.
+        unroll: unroll a graph loop (JAX); None lets the backend choose.
     """
     records = []
     for n in range(num_steps):

@@ -23,7 +23,8 @@ def pathwise_jvp(block, h0, direction, noise_seed=None, dW=None):
         block: a built `SDEBlock` with a noisy or a "none" diffusion.
         h0: initial state.
         direction: a list of tensors shaped like `block.trainable_variables`.
-        noise_seed, dW: the Brownian path, as in `SDEBlock.call`.
+        noise_seed: the Brownian path's seed, as in `SDEBlock.call`.
+        dW: or its increments, as in `SDEBlock.call`.
 
     Returns:
         (h_T, beta_T v), both with h0's shape (or the trajectory's, with

@@ -39,7 +39,8 @@ class SDEBlock(keras.layers.Layer):
         diffusion: "none" (Neural ODE), "additive", "multiplicative",
             "dropout", a config dict, or a `keras_nsde.diffusions.Diffusion`.
         sigma: noise level for a named diffusion (its default if None).
-        t0, t1: integration interval, t1 > t0.
+        t0: start of the integration interval.
+        t1: its end, t1 > t0.
         num_steps: Euler-Maruyama steps N >= 1, dt = (t1 - t0) / N.
         test_time_noise: keep the noise on when `training` is False.
         return_trajectory: return all N + 1 states, shape

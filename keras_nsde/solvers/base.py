@@ -25,7 +25,8 @@ class Solver(Configurable):
     Attributes:
         name: the string `SDEBlock(solver=...)` accepts for it.
         sde_type: "ito" or "stratonovich": the SDE whose solution it converges to.
-        strong_order, weak_order: for general (diagonal) noise.
+        strong_order: the strong order for general (diagonal) noise.
+        weak_order: the weak order.
         statistics: names of the numbers a solve reports beside its result
             (`Solution.stats`; `SDEBlock` keeps the last call's as weights).
     """

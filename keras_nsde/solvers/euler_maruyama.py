@@ -37,7 +37,8 @@ def euler_maruyama(drift_fn, diffusion_fn, h0, dW, t0=0.0, t1=1.0, return_trajec
         h0: initial state, any shape, float32 or float64 (or float16).
         dW: increments of shape `(num_steps,) + h0.shape`, each of variance
             (t1 - t0) / num_steps, or a `keras_nsde.brownian.BrownianPath`.
-        t0, t1: integration interval, t1 > t0.
+        t0: start of the integration interval.
+        t1: its end, t1 > t0.
         return_trajectory: return all states, shape `(num_steps + 1,) + h0.shape`.
         num_steps: needed when `dW` is None; otherwise it must match dW.
 

@@ -17,7 +17,8 @@ def solve_functional(solver, terms, h0, dW, t0=0.0, t1=1.0, return_trajectory=Fa
         terms: its `SDETerms`; a diffusion needs dW.
         h0: initial state.
         dW: increments `(num_steps,) + h0.shape`, a `BrownianPath`, or None (an ODE).
-        t0, t1: the interval.
+        t0: start of the interval.
+        t1: its end, t1 > t0.
         return_trajectory: return all `(num_steps + 1,) + h0.shape` states.
         num_steps: only needed when dW is None; if given with dW, it must match.
     """

@@ -39,7 +39,8 @@ class Grid:
     """The time grid t_n = t0 + n dt, n = 0 .. N, of N equal steps dt = (t1 - t0) / N.
 
     Args:
-        t0, t1: the interval, finite, t1 > t0.
+        t0: start of the interval, finite.
+        t1: its end, finite, t1 > t0.
         num_steps: N >= 1.
     """
 

@@ -20,9 +20,8 @@ so a backward pass can rebuild every state from the last one
 It converges to the *Stratonovich* solution: strong order 1/2 for general
 noise, 1 for commutative noise (diagonal noise whose G_i depends on h_i alone:
 additive, multiplicative) and for additive noise (where Itô and Stratonovich
-agree); weak order 1 (diffrax's solver table; measured in
-tests/test_reversible_heun.py: 1.07 on additive OU, 0.94 on Stratonovich and
-0.91 on Itô geometric Brownian motion). For
+agree); weak order 1 (diffrax's solver table; tests/test_reversible_heun.py
+fits the orders, docs/measurements.md has the figures). For
 elementwise diffusions with a known derivative (`Diffusion.derivative`),
 `interpretation="ito"` solves the Itô SDE dh = f dt + G dW of Euler-Maruyama
 through its Stratonovich form, drift f - G G' / 2.

@@ -1,16 +1,15 @@
 """A stride-1 'same' convolution whose gradient runs on the forward convolution kernel.
 
 On CPUs TensorFlow's (oneDNN) forward Conv2D is faster than its two backward
-kernels: on the paper's CIFAR-10 state (32, 30, 30, 64), 3x3, 64 -> 64 channels,
-benchmarks/op_time.py measured 14.0 ms forward, 19.2 ms Conv2DBackpropInput and
-21.6 ms Conv2DBackpropFilter. Both gradients are themselves forward convolutions:
+kernels (benchmarks/op_time.py; figures in docs/benchmarks.md). Both gradients
+are themselves forward convolutions:
 
     dx = conv(dy, K'),  K'[a, b, o, i] = K[k-1-a, k-1-b, i, o]
     dK[a, b, i, o] = sum_{n, y, x} x_pad[n, y+a, x+b, i] dy[n, y, x, o]
                    = conv(x with (i, n) as (batch, channels), dy as a kernel, padding p)
 
-which take forward and backward together to 32.1 ms against 37.2 ms with TF's
-gradient, so `same_conv2d` uses them on CPU. Where keras_nsde's compiled
+which make forward and backward together faster than with TF's gradient, so
+`same_conv2d` uses them on CPU. Where keras_nsde's compiled
 kernels run (float32, 3x3, channels multiples of 8) it is faster still:
 Winograd F(2x2, 3x3) (`keras_nsde.backend.tensorflow.kernels.conv_ops`). With a GPU visible it
 is plain `tf.nn.conv2d` and its cuDNN gradient.
