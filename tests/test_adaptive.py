@@ -74,7 +74,6 @@ def test_dopri5_gradient_agrees_with_fine_euler_autodiff():
         ({"keep_prob": 0.5}, "Bernoulli(keep_prob=...)"),
         ({"checkpoints": 3}, "Pathwise(checkpoints=...)"),
         ({"gradient": "reversible"}, "solver=EulerMaruyama()"),
-        ({"solver": "reversible_heun", "gradient": "pathwise"}, "solver=ReversibleHeun(interpretation='stratonovich')"),
         ({"solver": solvers.ReversibleHeun("ito"), "diffusion": "dropout"}, "diffusion=Dropout"),
     ],
 )
