@@ -88,14 +88,14 @@ class GivenIncrements(BrownianPath):
 
 
 class SeededIncrements(BrownianPath):
-    """dW_n = sqrt(dt) * xi_n with xi_n of mean 0, variance 1, drawn from fold_in(seed, n).
+    """dW_n = sqrt(dt_n) * xi_n with xi_n of mean 0, variance 1, drawn from fold_in(seed, n).
 
     Args:
         seed: int32 tensor of shape (2,), the per-call seed.
         shape: the state's shape (the backend's `random_shape`: a tuple, or a shape tensor on TensorFlow).
         dtype: the state's dtype.
         num_steps: number of increments.
-        dt: the step size (t1 - t0) / num_steps.
+        dt: the step size (t1 - t0) / num_steps, or the `num_steps` step sizes dt_n of an irregular grid.
     """
 
     def __init__(self, seed, shape, dtype, num_steps, dt):
@@ -105,9 +105,14 @@ class SeededIncrements(BrownianPath):
         self.dtype = keras.backend.standardize_dtype(dtype)
         self.num_steps = num_steps
         self.sqrt_dt = ops.sqrt(ops.convert_to_tensor(dt, dtype=self.dtype))
+        if len(self.sqrt_dt.shape) not in (0, 1) or len(self.sqrt_dt.shape) == 1 and self.sqrt_dt.shape[0] != num_steps:
+            raise ValueError(
+                f"dt must be a step size or one per step ({num_steps}). Received: dt with shape {tuple(self.sqrt_dt.shape)}"
+            )
 
     def increment(self, n):
-        return self.scaled_sample(self.backend.fold_in(self.seed, n), self.sqrt_dt)
+        scale = self.sqrt_dt if len(self.sqrt_dt.shape) == 0 else ops.take(self.sqrt_dt, n)
+        return self.scaled_sample(self.backend.fold_in(self.seed, n), scale)
 
     def scaled_sample(self, seed, scale):
         """scale * xi, xi of the state's shape with mean 0 and variance 1."""
@@ -189,7 +194,7 @@ class Increments(registry.Configurable):
     name = None
 
     def path(self, seed, shape, dtype, num_steps, dt):
-        """The increments of one call: `num_steps` of them, each of variance dt, for a state of `shape`."""
+        """The increments of one call: `num_steps` of them, of variances dt (or dt_n), for a state of `shape`."""
         raise NotImplementedError
 
 

@@ -6,8 +6,8 @@ from keras_nsde import backend
 def autodiff_solve(solver, problem, h0):
     """h(t1), or the trajectory (`problem.saveat`), of `solver` from h0, differentiated by the backend's autodiff."""
     state0 = solver.init(problem, h0)
-    record = solver.output if problem.saveat.steps else None
+    record = solver.output if problem.saveat.every_step else None
     final, outputs = backend.get().loop(
         lambda state, n: solver.step(problem, state, n), state0, problem.num_steps, record=record, lookahead=True
     )
-    return problem.saveat.collect(outputs, solver.output(final))
+    return problem.finish(problem.saveat.collect(outputs, solver.output(final)))

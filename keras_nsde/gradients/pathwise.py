@@ -62,7 +62,7 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
         weight the vector fields read.
     """
     primitives = backend.get()
-    num_steps, every_step = problem.num_steps, problem.saveat.steps
+    num_steps, every_step = problem.num_steps, problem.saveat.every_step
     segment = segment_length(num_steps, checkpoints, every_step)
     full_segments, rest = divmod(num_steps, segment)
 
@@ -124,7 +124,7 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
         _, grad_h0, init_grads = primitives.vjp(lambda h: solver.init(problem, h), h0, weights, adjoint)
         return grad_h0, accumulate.split(total + accumulate.flat(init_grads))
 
-    return primitives.custom_vjp(forward, backward, problem.terms.variables)(h0)
+    return problem.finish(primitives.custom_vjp(forward, backward, problem.terms.variables)(h0))
 
 
 def _identity(state):

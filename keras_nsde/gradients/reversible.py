@@ -3,14 +3,14 @@
 Forward variables (`keras_nsde.solvers.ReversibleHeun`), with
 F_n = (f_n, g_n) = (f, G)(y^_n, t_n) and y^_0 = y_0 = h0:
 
-    y^_{n+1} = 2 y_n - y^_n + f_n dt + g_n dW_n
-    y_{n+1}  = y_n + (f_n + f_{n+1}) dt / 2 + (g_n + g_{n+1}) dW_n / 2
+    y^_{n+1} = 2 y_n - y^_n + f_n dt_n + g_n dW_n
+    y_{n+1}  = y_n + (f_n + f_{n+1}) dt_n / 2 + (g_n + g_{n+1}) dW_n / 2
 
-For a loss L(y_N) write Y_n = dL/dy_n and Y^_n = dL/dy^_n (totals, F_n
-counted as a function of y^_n). F_n is used by y_n (n >= 1), y^_{n+1} and
-y_{n+1}, so its cotangent is
+(dt_n = t_{n+1} - t_n: the grid may be irregular). For a loss L(y_N) write
+Y_n = dL/dy_n and Y^_n = dL/dy^_n (totals, F_n counted as a function of
+y^_n). F_n is used by y_n (n >= 1), y^_{n+1} and y_{n+1}, so its cotangent is
 
-    phi_f,n = [n >= 1] Y_n dt / 2 + Y^_{n+1} dt + Y_{n+1} dt / 2
+    phi_f,n = [n >= 1] Y_n dt_{n-1} / 2 + Y^_{n+1} dt_n + Y_{n+1} dt_n / 2
     phi_g,n = [n >= 1] Y_n dW_{n-1} / 2 + Y^_{n+1} dW_n + Y_{n+1} dW_n / 2
 
 (the terms in n + 1 absent for n = N), and
@@ -44,7 +44,7 @@ def reversible_solve(solver, problem, h0):
         h0: the initial state.
     """
     primitives = backend.get()
-    num_steps, every_step = problem.num_steps, problem.saveat.steps
+    num_steps, every_step = problem.num_steps, problem.saveat.every_step
 
     def forward(h0):
         def body(carry, n):
@@ -61,9 +61,11 @@ def reversible_solve(solver, problem, h0):
         final, count = residuals
         accumulate = FlatGradients(weights)
         dtype = final.y.dtype
-        _, dt = problem.time(0, dtype)
 
-        def increment(n):  # dW_n, and dW_0 for n = -1, where its coefficient is 0; a scalar 0 without noise
+        def step_size(n):  # dt_n, and dt_0 for n = -1, where its coefficient is 0
+            return problem.time(ops.maximum(n, 0), dtype)[1]
+
+        def increment(n):  # dW_n, and dW_0 for n = -1; a scalar 0 without noise
             return problem.increment(ops.maximum(n, 0)) if problem.noisy else ops.zeros((), dtype)
 
         def fields_vjp(y_hat, n, phi_f, phi_g):
@@ -72,26 +74,26 @@ def reversible_solve(solver, problem, h0):
 
         def body(carry, i):
             """Backward through step n = N - 1 - i: from state n + 1 and (Y, Y^)_{n+1} to state n and (Y, Y^)_n."""
-            state, Y, Y_hat, dW, total = carry
+            state, Y, Y_hat, dt, dW, total = carry
             n = last - i
-            dW_previous = increment(n - 1)
+            dt_previous, dW_previous = step_size(n - 1), increment(n - 1)
             has_previous_step = ops.cast(n >= 1, dtype)
             y_hat = solver.previous_y_hat(state, dt, dW)
             Y_n = Y + 2.0 * Y_hat + (upstream[n] if every_step else 0.0)
-            phi_f = dt * Y_hat + 0.5 * dt * Y + has_previous_step * 0.5 * dt * Y_n
+            phi_f = dt * Y_hat + 0.5 * dt * Y + has_previous_step * 0.5 * dt_previous * Y_n
             phi_g = dW * Y_hat + 0.5 * dW * Y + has_previous_step * 0.5 * dW_previous * Y_n
             fields, grad_y_hat, grads = fields_vjp(y_hat, n, phi_f, phi_g)
             state = solver.previous_state(state, y_hat, fields, dt, dW)
-            return state, Y_n, grad_y_hat - Y_hat, dW_previous, total + accumulate.flat(grads)
+            return state, Y_n, grad_y_hat - Y_hat, dt_previous, dW_previous, total + accumulate.flat(grads)
 
         # The last index comes from the forward loop's counter, not a constant: on TensorFlow, Grappler would
         # constant-fold a seeded draw at a constant index with TensorFlow's kernel, whose numbers differ from XLA's.
         last = count - 1
         Y = upstream[num_steps] if every_step else upstream
-        dW = increment(last)
+        dt, dW = step_size(last), increment(last)
         _, Y_hat, grads = fields_vjp(final.y_hat, count, 0.5 * dt * Y, 0.5 * dW * Y)
-        carry = (final, Y, Y_hat, dW, accumulate.flat(grads))
-        _, Y, Y_hat, _, total = primitives.loop(body, carry, num_steps)[0]
+        carry = (final, Y, Y_hat, dt, dW, accumulate.flat(grads))
+        _, Y, Y_hat, _, _, total = primitives.loop(body, carry, num_steps)[0]
         return Y + Y_hat, accumulate.split(total)
 
-    return primitives.custom_vjp(forward, backward, problem.terms.variables)(h0)
+    return problem.finish(primitives.custom_vjp(forward, backward, problem.terms.variables)(h0))

@@ -190,7 +190,7 @@ class SDEBlock(keras.layers.Layer):
             self._check_increments_shape(dW, h0)
             return GivenIncrements(dW)
         noise_seed = self.new_noise_seed() if noise_seed is None else brownian.as_seed(noise_seed)
-        return self.increments.path(noise_seed, backend.get().random_shape(h0), h0.dtype, self.num_steps, self.dt)
+        return self.increments.path(noise_seed, backend.get().random_shape(h0), h0.dtype, self.num_steps, self.grid.step_sizes)
 
     def _check_increments_shape(self, dW, h0):
         expected = (self.num_steps,) + tuple(h0.shape)

@@ -8,6 +8,7 @@ from keras_nsde import gradients, registry
 from keras_nsde.solvers.adaptive import Dopri5, dormand_prince
 from keras_nsde.solvers.base import Solver
 from keras_nsde.solvers.euler_maruyama import EulerMaruyama, euler_maruyama
+from keras_nsde.solvers.kl import append_kl, split_kl, with_path_kl
 from keras_nsde.solvers.milstein import Milstein, milstein
 from keras_nsde.solvers.problem import Grid, Problem, SaveAt, SDETerms, Solution
 from keras_nsde.solvers.reversible_heun import HeunState, ReversibleHeun, reversible_heun
@@ -53,10 +54,13 @@ __all__ = [
     "SaveAt",
     "Solution",
     "Solver",
+    "append_kl",
     "dormand_prince",
     "euler_maruyama",
     "get",
     "milstein",
     "reversible_heun",
     "solve",
+    "split_kl",
+    "with_path_kl",
 ]

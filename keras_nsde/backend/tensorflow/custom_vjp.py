@@ -29,6 +29,7 @@ def custom_vjp(forward, backward, variables):
             output, residuals = stateless(lambda: forward(h0), variables)(*weights.values)
 
         def grad_fn(upstream, variables=None):
+            upstream = tf.convert_to_tensor(upstream)  # dense: a gather's gradient arrives as IndexedSlices
             grad_h0, grads = backward(residuals, upstream, weights)
             by_variable = {_key(v): grad for v, grad in zip(weights.variables, grads)}
             return grad_h0, [tf.cast(by_variable[v.ref()], v.dtype) for v in variables or []]
