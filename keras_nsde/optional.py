@@ -7,11 +7,14 @@ import importlib
 
 # pip extra -> what it installs (pyproject.toml's [project.optional-dependencies]).
 EXTRAS = {
+    "tensorflow": "TensorFlow",
     "attacks": "cleverhans",
     "data": "tensorflow-datasets and scikit-learn",
     "plots": "matplotlib",
     "stats": "scipy",
     "dopri5": "tensorflow-probability and tf_keras",
+    "dopri5-jax": "diffrax",
+    "dopri5-torch": "torchdiffeq",
 }
 
 

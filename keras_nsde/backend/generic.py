@@ -108,13 +108,14 @@ def executing_eagerly(x):
     return True
 
 
-def compile_function(function, input_shape, dtype, jit_compile=False):
-    """`function` itself, run eagerly (compiling it would freeze the SeedGenerator's state)."""
-    if jit_compile:
-        raise ValueError(
-            "jit_compile=True (a compiled test-time ensemble) is available on the tensorflow backend only. "
-            f"Received: backend={keras.backend.backend()!r}"
-        )
+def compile_function(function, input_shape, dtype, jit_compile=False, variables=()):
+    """`function` itself, run eagerly, with or without `jit_compile` (PyTorch).
+
+    Eager is what Keras' own PyTorch trainer runs by default; `torch.compile`
+    of the ensemble would break its graph at every step's seeded
+    `torch.Generator` (the noise), so `jit_compile=True` is accepted and runs
+    eagerly as well.
+    """
     return function
 
 
@@ -130,4 +131,9 @@ def stateless(function, variables):
 
 def trace(function):
     """`function` as it is: run eagerly (JAX and PyTorch)."""
+    return function
+
+
+def compile_stateful(function, variables=()):
+    """`function` itself, run eagerly (PyTorch): it reads and updates its Keras `variables` directly."""
     return function

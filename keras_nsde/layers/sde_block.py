@@ -259,9 +259,11 @@ class SDEBlock(keras.layers.Layer):
         return backend.get().integrate(step, state, self.num_steps, return_trajectory=True, output=self.solver.output)
 
     def _solve_adaptive(self, h0):
-        """The adaptive solver (Dopri5, with TFP's adjoint); records the drift evaluations in `nfe`."""
-        times = ops.linspace(self.t0, self.t1, self.num_steps + 1) if self.return_trajectory else None
-        h, nfe = self.solver.solve(self.drift_fn, h0, self.t0, self.t1, return_trajectory_at=times)
+        """The adaptive solver (Dopri5, with the backend's adjoint); records the drift evaluations in `nfe`."""
+        times = ops.linspace(self.t0, self.t1, self.num_steps + 1, dtype=h0.dtype) if self.return_trajectory else None
+        h, nfe = self.solver.solve(
+            self.drift_fn, h0, self.t0, self.t1, return_trajectory_at=times, variables=self.trainable_variables
+        )
         self.nfe.assign(ops.cast(nfe, "int32"))
         return ops.moveaxis(h, 0, 1) if self.return_trajectory else h
 

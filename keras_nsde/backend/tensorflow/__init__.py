@@ -4,7 +4,8 @@ import math
 
 import tensorflow as tf
 
-from keras_nsde.backend.tensorflow.autodiff import jacobian_products, weight_jvp
+from keras_nsde.backend.tensorflow.autodiff import input_gradient, jacobian_products, weight_jvp
+from keras_nsde.backend.tensorflow.dormand_prince import dormand_prince
 from keras_nsde.backend.tensorflow.group_norm import group_norm
 from keras_nsde.backend.tensorflow.loop import integrate
 from keras_nsde.backend.tensorflow.pathwise import integrate_pathwise
@@ -58,16 +59,28 @@ def trace(function):
     return tf.function(function)
 
 
-def compile_function(function, input_shape, dtype, jit_compile=False):
-    """`function(x)` as one tf.function for every x of `input_shape` (None: any size) and `dtype`."""
+def compile_function(function, input_shape, dtype, jit_compile=False, variables=()):
+    """`function(x)` as one tf.function for every x of `input_shape` (None: any size) and `dtype`.
+
+    `jit_compile=True` compiles it with XLA. The function reads and updates
+    its Keras variables (`variables`, used by the JAX twin) itself.
+    """
     return tf.function(function, input_signature=[tf.TensorSpec(input_shape, dtype)], jit_compile=jit_compile)
+
+
+def compile_stateful(function, variables=()):
+    """`function(*tensors)` as a tf.function, which reads and updates `variables` itself (see the JAX twin)."""
+    return tf.function(function)
 
 
 __all__ = [
     "compile_function",
+    "compile_stateful",
+    "dormand_prince",
     "executing_eagerly",
     "fold_in",
     "group_norm",
+    "input_gradient",
     "integrate",
     "integrate_pathwise",
     "integrate_reversible",
