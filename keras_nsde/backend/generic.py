@@ -111,9 +111,11 @@ def executing_eagerly(x):
 def compile_function(function, input_shape, dtype, jit_compile=False, variables=()):
     """`function` itself, run eagerly, with or without `jit_compile` (PyTorch).
 
-    Eager is what Keras' own PyTorch trainer runs by default; `torch.compile`
-    of the ensemble would break its graph at every step's seeded
-    `torch.Generator` (the noise), so `jit_compile=True` is accepted and runs
+    Eager is what Keras' own PyTorch trainer runs by default. `torch.compile`
+    of the test-time ensemble does run, but breaks its graph at every step's
+    seeded `torch.Generator` (the noise) and at Keras' layer bookkeeping,
+    reaches its recompilation limit and spends minutes compiling even the
+    digits model, for no gain; so `jit_compile=True` is accepted and runs
     eagerly as well.
     """
     return function
