@@ -206,3 +206,9 @@ def test_value_error_for_solver_options_that_do_not_fit(kwargs, received):
 def test_value_error_for_bad_solver_increments_and_gradient_arguments(make, received):
     with pytest.raises(ValueError, match=received):
         make()
+
+
+def test_value_error_for_a_half_precision_dopri5_block():
+    block = SDEBlock(solver="dopri5", dtype="mixed_float16")
+    with pytest.raises(ValueError, match="dtype=float16"):
+        block(np.zeros((2, 3), "float32"))

@@ -42,7 +42,17 @@ class Dopri5(Solver):
             )
 
     def solve(self, drift_fn, h0, t0, t1, return_trajectory_at=None, variables=()):
-        """(h(t1) or the states at `return_trajectory_at`, NFE); `variables`: the weights `drift_fn` reads."""
+        """(h(t1) or the states at `return_trajectory_at`, NFE); `variables`: the weights `drift_fn` reads.
+
+        The error control needs float32 or float64 states: half precision
+        (a `mixed_float16` block) is a ValueError.
+        """
+        dtype = keras.backend.standardize_dtype(h0.dtype)
+        if dtype not in ("float32", "float64"):
+            raise ValueError(
+                "Dopri5 integrates float32 or float64 states (its error control fails in half precision; give the "
+                f"block dtype='float32'). Received: a state of dtype={dtype}"
+            )
         return dormand_prince(drift_fn, h0, t0, t1, self.rtol, self.atol, return_trajectory_at, variables)
 
     def get_config(self):
