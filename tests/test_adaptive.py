@@ -17,6 +17,8 @@ pytestmark = pytest.mark.all_backends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKEND = keras.backend.backend()
+# The backend's adaptive solver comes from an extra: dopri5 (TFP), dopri5-jax (diffrax), dopri5-torch (torchdiffeq).
+pytest.importorskip({"tensorflow": "tensorflow_probability", "jax": "diffrax", "torch": "torchdiffeq"}[BACKEND])
 
 
 class DiagonalLinear(keras.layers.Layer):
