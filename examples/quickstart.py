@@ -47,7 +47,8 @@ def main(argv=None):
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    model.fit(x_train, y_train, validation_data=(x_test, y_test), epochs=args.epochs, batch_size=32)
+    stop = keras_nsde.callbacks.StopOnNonFiniteLoss(hint="A smaller sigma or learning rate usually helps.")
+    model.fit(x_train, y_train, validation_data=(x_test, y_test), epochs=args.epochs, batch_size=32, callbacks=[stop])
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(f"{args.diffusion} test accuracy: {accuracy:.4f} on {len(y_test)} digits")
     return accuracy
