@@ -14,8 +14,9 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
         body: `body(carry, n) -> carry`; a carry is a tensor or a nested structure of tensors.
         carry: carry_0.
         num_steps: N, a Python int.
-        record: `record(carry) -> structure`; its values at carry_0 .. carry_{N-1}
-            are stacked on a new first axis. None: records is None.
+        record: `record(carry) -> structure`; its values at carry_0 .. carry_N
+            (N + 1 of them, the final carry's last) are stacked on a new first
+            axis. None: records is None.
         lookahead: let a graph loop run iterations ahead (TensorFlow); a Python loop ignores it.
         unroll: unroll a graph loop (JAX); None lets the backend choose.
     """
@@ -26,6 +27,7 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
         carry = body(carry, n)
     if record is None:
         return carry, None
+    records.append(record(carry))
     return carry, keras.tree.map_structure(lambda *values: ops.stack(values), *records)
 
 

@@ -34,7 +34,9 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
     final, records = jax.lax.scan(
         scan_body, carry, jnp.arange(num_steps, dtype="int32"), unroll=max(num_steps if unrolled else 1, 1)
     )
-    return final, records
+    if record is None:
+        return final, None
+    return final, jax.tree.map(lambda stacked, last: jnp.concatenate([stacked, last[None]]), records, record(final))
 
 
 def custom_vjp(forward, backward, variables):

@@ -10,4 +10,4 @@ def autodiff_solve(solver, problem, h0):
     final, outputs = backend.get().loop(
         lambda state, n: solver.step(problem, state, n), state0, problem.num_steps, record=record, lookahead=True
     )
-    return problem.finish(problem.saveat.collect(outputs, solver.output(final)))
+    return problem.finish(outputs if problem.saveat.every_step else solver.output(final))

@@ -70,20 +70,21 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
         return solver.step(problem, state, n)
 
     def run(state, start, length, record=False):
-        """(state after `length` steps from step index `start`, the states before each step stacked if `record`)."""
+        """The state after `length` steps from step index `start`, and with `record` the `length + 1` states passed."""
         return primitives.loop(lambda s, i: step(s, start + i), state, length, record=_identity if record else None)
 
     def forward(h0):
-        state0 = solver.init(problem, h0)
+        # starts: the states at the segments' starts, 0, K, .., full_segments K (the last one starts the rest).
         last_full, starts = primitives.loop(
-            lambda state, k: run(state, k * segment, segment)[0], state0, full_segments, record=_identity
+            lambda state, k: run(state, k * segment, segment)[0], solver.init(problem, h0), full_segments,
+            record=_identity, unroll=False,
         )
         final = run(last_full, full_segments * segment, rest)[0] if rest else last_full
-        outputs = solver.output(starts) if every_step else None  # K = 1: the starts are states 0 .. N - 1
-        return problem.saveat.collect(outputs, solver.output(final)), (h0, starts, last_full, final)
+        outputs = solver.output(starts) if every_step else solver.output(final)  # K = 1: the starts are every state
+        return outputs, (h0, starts, final)
 
     def backward(residuals, upstream, weights):
-        h0, starts, last_full, final = residuals
+        h0, starts, final = residuals
         accumulate = FlatGradients(weights)
 
         def output_adjoint(state, cotangent):
@@ -91,13 +92,7 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
 
         def segment_backward(start_state, start, length, carry):
             """The adjoint and weight gradients through steps start .. start + length - 1 (recomputed)."""
-            if length == 1:
-                states = keras.tree.map_structure(lambda x: ops.expand_dims(x, 0), start_state)
-            else:  # the state after the segment's last step is not needed
-                last, states = run(start_state, start, length - 1, record=True)
-                states = keras.tree.map_structure(
-                    lambda stacked, x: ops.concatenate([stacked, ops.expand_dims(x, 0)], axis=0), states, last
-                )
+            _, states = run(start_state, start, length - 1, record=True)  # the states before each step
 
             def body(carry, i):
                 adjoint, total = carry
@@ -111,14 +106,16 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
 
             return primitives.loop(body, carry, length)[0]
 
+        def segment_start(s):
+            return keras.tree.map_structure(lambda stacked: stacked[s], starts)
+
         carry = (output_adjoint(final, upstream[num_steps] if every_step else upstream), accumulate.zeros())
         if rest:
-            carry = segment_backward(last_full, full_segments * segment, rest, carry)
+            carry = segment_backward(segment_start(full_segments), full_segments * segment, rest, carry)
 
         def previous_segment(carry, i):
             s = full_segments - 1 - i
-            start_state = keras.tree.map_structure(lambda stacked: stacked[s], starts)
-            return segment_backward(start_state, s * segment, segment, carry)
+            return segment_backward(segment_start(s), s * segment, segment, carry)
 
         adjoint, total = primitives.loop(previous_segment, carry, full_segments)[0]
         _, grad_h0, init_grads = primitives.vjp(lambda h: solver.init(problem, h), h0, weights, adjoint)

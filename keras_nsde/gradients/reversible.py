@@ -55,7 +55,7 @@ def reversible_solve(solver, problem, h0):
         carry0 = (solver.init(problem, h0), ops.zeros((), "int32"))
         # Rolled on JAX: a scan XLA runs as a loop keeps memory independent of N.
         (final, count), outputs = primitives.loop(body, carry0, num_steps, record=record, unroll=False)
-        return problem.saveat.collect(outputs, solver.output(final)), (final, count)
+        return (outputs if every_step else solver.output(final)), (final, count)
 
     def backward(residuals, upstream, weights):
         final, count = residuals

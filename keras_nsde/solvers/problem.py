@@ -147,12 +147,6 @@ class SaveAt:
         """Whether the loop records every state (all of them, or the saved times among them, are returned)."""
         return self.steps or self.times is not None
 
-    def collect(self, outputs, final):
-        """The loop's result from the outputs of states 0 .. N - 1 (stacked; None unless `every_step`) and of state N."""
-        if not self.every_step:
-            return final
-        return ops.concatenate([outputs, ops.expand_dims(final, 0)], axis=0)
-
     def select(self, ys, grid):
         """From the loop's result, what was asked for: the states at `times` when given."""
         if self.times is None:
@@ -198,7 +192,7 @@ class Problem(NamedTuple):
         return self.path.increment(n) if self.noisy else 0.0
 
     def finish(self, ys):
-        """The solve's result from the loop's (`SaveAt.collect`): the saved times selected."""
+        """The solve's result from the loop's (h(t1), or all N + 1 states): the saved times selected."""
         return self.saveat.select(ys, self.grid)
 
 

@@ -28,7 +28,7 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
 
     example = record(carry)
     arrays = keras.tree.map_structure(
-        lambda x: tf.TensorArray(x.dtype, size=num_steps, element_shape=x.shape), example
+        lambda x: tf.TensorArray(x.dtype, size=num_steps + 1, element_shape=x.shape), example
     )
     flat_arrays = keras.tree.flatten(arrays)
 
@@ -44,4 +44,5 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
         maximum_iterations=num_steps,
         parallel_iterations=parallel_iterations,
     )
+    flat_arrays = [array.write(num_steps, value) for array, value in zip(flat_arrays, keras.tree.flatten(record(final)))]
     return final, keras.tree.pack_sequence_as(example, [array.stack() for array in flat_arrays])
