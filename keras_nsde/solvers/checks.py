@@ -17,7 +17,7 @@ from keras_nsde.solvers.problem import Grid, SaveAt, SDETerms
 
 def floating_state(h0, name="h0"):
     """h0 as a floating tensor (a tensor, symbolic ones included, as it is), or a ValueError naming its dtype."""
-    if not hasattr(h0, "dtype") or isinstance(h0, (list, tuple)):
+    if not (ops.is_tensor(h0) or isinstance(h0, keras.KerasTensor)):
         h0 = ops.convert_to_tensor(h0)
     if not keras.backend.is_float_dtype(h0.dtype):
         raise ValueError(f"{name} must be a floating tensor. Received: {name}.dtype={keras.backend.standardize_dtype(h0.dtype)}")
