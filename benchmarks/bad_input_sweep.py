@@ -299,7 +299,7 @@ class WrongSignature(diffusions.Diffusion):
 case("diffusion", "subclass without call", lambda: SDEBlock(diffusion=NoCall(), num_steps=2)(X, training=True),
      "error", "call(h, t, f)")
 case("diffusion", "subclass call(h) only", lambda: SDEBlock(diffusion=WrongSignature(), num_steps=2)(X, training=True),
-     "error", "call(h, t, f)")
+     "error", "diffusion", "call(h)")
 
 
 class BadDerivative(diffusions.Diffusion):
