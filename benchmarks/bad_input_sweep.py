@@ -315,6 +315,16 @@ case("diffusion", "derivative of wrong shape with milstein",
      "error", "derivative", "(2, 1)")
 
 
+class ZeroDrift(keras.layers.Layer):
+    def call(self, h):
+        return ops.zeros_like(h)
+
+
+class DoublingDrift(keras.layers.Layer):
+    def call(self, h):
+        return 2.0 * h
+
+
 class WideDrift(keras.layers.Layer):
     def call(self, h):
         return ops.concatenate([h, h], axis=-1)
@@ -741,6 +751,89 @@ case("data", "load_corrupted corruption='nope'", lambda: data.load_corrupted("no
 case("data", "load_corrupted corruption=3", lambda: data.load_corrupted(3, 3), "error", "corruption", "3")
 case("data", "load_corrupted limit=-1", lambda: data.load_corrupted("gaussian_noise", 3, limit=-1), "error", "limit",
      "-1")
+
+
+# ---------------------------------------------------------------- layers and analysis
+from keras_nsde import analysis, layers  # noqa: E402
+
+FEATURES = np.random.default_rng(2).normal(size=(2, 4, 4, 4)).astype("float32")
+
+
+def layer_case(name, make, expect="error", argument=None, value=None, check=None, inputs=None):
+    def run():
+        layer = make()
+        return layer if inputs is None else layer(inputs)
+
+    case("layers", name, run, expect, argument, value, check)
+
+
+layer_case("GroupNorm(groups=0)", lambda: layers.GroupNorm(0), "groups", "0", inputs=FEATURES)
+layer_case("GroupNorm(groups=3) for 4 channels", lambda: layers.GroupNorm(3), "groups", "3", inputs=FEATURES)
+layer_case("GroupNorm(groups='2')", lambda: layers.GroupNorm("2"), "groups", "'2'", inputs=FEATURES)
+layer_case("GroupNorm(epsilon=-1)", lambda: layers.GroupNorm(2, epsilon=-1.0), "epsilon", "-1", inputs=FEATURES)
+layer_case("GroupNorm(relu='yes')", lambda: layers.GroupNorm(2, relu="yes"), "relu", "'yes'")
+layer_case("GroupNorm(groups=np.int64(2))", lambda: layers.GroupNorm(np.int64(2)), "ok", inputs=FEATURES,
+           check=lambda y: tuple(y.shape) == FEATURES.shape)
+layer_case("TimeConv2D(filters=np.int64(4))", lambda: layers.TimeConv2D(np.int64(4)), "ok",
+           check=lambda layer: layer.filters == 4)
+layer_case("TimeConv2D(filters=0)", lambda: layers.TimeConv2D(0), "filters", "0")
+layer_case("TimeConv2D(kernel_size=2)", lambda: layers.TimeConv2D(4, kernel_size=2), "kernel_size", "2")
+layer_case("MLPDrift(units=0)", lambda: layers.MLPDrift(0), "units", "0")
+layer_case("MLPDrift(hidden_layers=-1)", lambda: layers.MLPDrift(6, hidden_layers=-1), "hidden_layers", "-1")
+layer_case("MLPDrift(hidden_units=2.5)", lambda: layers.MLPDrift(6, hidden_units=2.5), "hidden_units", "2.5")
+layer_case("MLPDrift(activation='nope')", lambda: layers.MLPDrift(6, activation="nope"), "activation", "nope")
+layer_case("MLPDrift(units=5) for 6 features", lambda: SDEBlock(drift=layers.MLPDrift(5), num_steps=2),
+           "drift", "5", inputs=X)
+layer_case("MLPDrift(hidden_layers=0)", lambda: SDEBlock(drift=layers.MLPDrift(6, hidden_layers=0), num_steps=2),
+           "ok", inputs=X, check=lambda y: tuple(y.shape) == (2, 6))
+layer_case("ConvDrift(filters=0)", lambda: layers.ConvDrift(0), "filters", "0")
+layer_case("ConvDrift(num_convs=-1)", lambda: layers.ConvDrift(4, num_convs=-1), "num_convs", "-1")
+layer_case("ConvDrift(groups=0)", lambda: layers.ConvDrift(4, groups=0), "groups", "0")
+layer_case("ConvDrift(filters=3) for 4 channels", lambda: SDEBlock(drift=layers.ConvDrift(3), num_steps=2), "filters",
+           "3", inputs=FEATURES)
+
+
+def built(**kwargs):
+    b = SDEBlock(**{"diffusion": "multiplicative", "sigma": 0.5, "num_steps": 3, **kwargs})
+    b(X)
+    return b
+
+
+def analysis_case(name, function, expect="error", argument=None, value=None, check=None):
+    case("analysis", name, function, expect, argument, value, check)
+
+
+analysis_case("lyapunov_exponent perturbation=0", lambda: analysis.lyapunov_exponent(built(), X, perturbation=0),
+              "perturbation", "0")
+analysis_case("lyapunov_exponent noise='yes'", lambda: analysis.lyapunov_exponent(built(), X, noise="yes"), "noise",
+              "'yes'")
+analysis_case("lyapunov_exponent noise_seed=-1", lambda: analysis.lyapunov_exponent(built(), X, noise_seed=-1),
+              "noise_seed", "-1")
+analysis_case("lyapunov_exponent noise_seed=1.5", lambda: analysis.lyapunov_exponent(built(), X, noise_seed=1.5),
+              "noise_seed", "1.5")
+analysis_case("lyapunov_exponent block=a Dense layer",
+              lambda: analysis.lyapunov_exponent(keras.layers.Dense(6), X), "block", "Dense")
+analysis_case("lyapunov_exponent unbuilt block", lambda: analysis.lyapunov_exponent(SDEBlock(num_steps=2), X),
+              "either", "block", check=lambda e: np.isfinite(e))
+analysis_case("lyapunov_exponent h0 of another width", lambda: analysis.lyapunov_exponent(built(), np.ones((2, 5))),
+              "h0", "(2, 5)")
+analysis_case("lyapunov_exponent h0 int", lambda: analysis.lyapunov_exponent(built(), np.ones((2, 6), "int32")),
+              "ok", check=lambda e: np.isfinite(e))
+analysis_case("lyapunov_exponent dopri5 block",
+              lambda: analysis.lyapunov_exponent(built(diffusion="none", sigma=None, solver="dopri5"), X), "either",
+              "solver", check=lambda e: np.isfinite(e))
+analysis_case("lyapunov_exponent identity drift: exponent 0 without noise",
+              lambda: analysis.lyapunov_exponent(built(drift=ZeroDrift(), diffusion="none", sigma=None), X,
+                                                 noise=False), "ok", check=lambda e: abs(e) < 1e-5)
+analysis_case("lipschitz_estimate iterations=0", lambda: analysis.lipschitz_estimate(built(), X, iterations=0),
+              "iterations", "0")
+analysis_case("lipschitz_estimate of h -> 2h is 2",
+              lambda: analysis.lipschitz_estimate(built(drift=DoublingDrift()), X), "ok",
+              check=lambda L: abs(L - 2.0) < 1e-4)
+analysis_case("stability_bound lipschitz='x'", lambda: analysis.stability_bound(built(), "x"), "lipschitz", "'x'")
+analysis_case("stability_bound lipschitz=-1", lambda: analysis.stability_bound(built(), -1.0), "lipschitz", "-1")
+analysis_case("stability_bound additive block", lambda: analysis.stability_bound(built(diffusion="additive"), 1.0),
+              "diffusion", "Additive")
 
 
 SEEDED_BLOCK = block(seed=11)
