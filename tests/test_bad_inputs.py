@@ -459,3 +459,43 @@ def test_image_folder_source_names_a_missing_data_dir():
     from keras_nsde import data
 
     assert_rejected(lambda: data.load("tiny_imagenet", "train", data_dir="/nonexistent"), "data_dir='/nonexistent'")
+
+
+LAYER_CASES = [
+    (lambda: keras_nsde_layers().GroupNorm(0), "groups=0"),
+    (lambda: keras_nsde_layers().GroupNorm("2"), "groups='2'"),
+    (lambda: keras_nsde_layers().GroupNorm(2, epsilon=-1.0), "epsilon=-1.0"),
+    (lambda: keras_nsde_layers().MLPDrift(6, hidden_layers=-1), "hidden_layers=-1"),
+    (lambda: keras_nsde_layers().MLPDrift(6, hidden_units=2.5), "hidden_units=2.5"),
+    (lambda: keras_nsde_layers().ConvDrift(4, num_convs=-1), "num_convs=-1"),
+    (lambda: keras_nsde_layers().ConvDrift(4, groups=0), "groups=0"),
+    (lambda: SDEBlock(drift=keras_nsde_layers().ConvDrift(3), num_steps=2)(np.ones((1, 4, 4, 4), "float32")), "filters=3"),
+]
+
+
+def keras_nsde_layers():
+    from keras_nsde import layers
+
+    return layers
+
+
+@pytest.mark.parametrize("make, argument", LAYER_CASES, ids=[a for _, a in LAYER_CASES])
+def test_layers_reject_bad_arguments(make, argument):
+    assert_rejected(make, argument)
+
+
+def test_time_conv_takes_numpy_ints():
+    assert keras_nsde_layers().TimeConv2D(np.int64(4), kernel_size=np.int32(3)).filters == 4
+
+
+def test_analysis_rejects_bad_arguments_and_builds_an_unbuilt_block():
+    from keras_nsde import analysis
+
+    block = SDEBlock(diffusion="multiplicative", sigma=0.5, num_steps=3)
+    assert_rejected(lambda: analysis.lyapunov_exponent(keras.layers.Dense(6), X), "block=")
+    assert_rejected(lambda: analysis.lyapunov_exponent(block, X, noise="yes"), "noise='yes'")
+    assert_rejected(lambda: analysis.lyapunov_exponent(block, X, noise_seed=-1), "noise_seed=-1")
+    assert_rejected(lambda: analysis.lyapunov_exponent(block, X, noise_seed=1.5), "noise_seed=1.5")
+    assert_rejected(lambda: analysis.stability_bound(block, "x"), "lipschitz='x'")
+    assert_rejected(lambda: analysis.stability_bound(block, -1.0), "lipschitz=-1.0")
+    assert np.isfinite(analysis.lyapunov_exponent(SDEBlock(num_steps=2), X))  # built on h0
