@@ -408,7 +408,7 @@ def evaluation_cases():
          "x with shape (3, 5, 5, 1)"),
         (lambda model: evaluation.ensemble_predict(lambda x: x, IMAGES), "model="),
         (pgd(y=np.array([0, 1, 7])), "y=[0, 1, 7]"),
-        (pgd(y=np.array([0, -1, 2])), "values [0, -1, 2]"),
+        (pgd(y=np.array([0, -1, 2])), "(values [0, -1, 2])"),
         (pgd(x=IMAGES * 255), "x with values in"),
         (lambda model: evaluation.noise_at_inference(model, enabled="no").__enter__(), "enabled='no'"),
         (lambda model: evaluation.accuracy(np.eye(3), [0, 1]), "labels with shape (2,)"),

@@ -55,7 +55,7 @@ def batch(x, y=None):
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or np.any(y < 0):
         raise ValueError(
             "y must hold one integer label >= 0 per input, shape (n,) with n = len(x). "
-            f"Received: y with shape {y.shape}, dtype {y.dtype} and values {_summary(y)} for x with shape {x.shape}"
+            f"Received: y with shape {y.shape} and dtype {y.dtype} (values {_summary(y)}) for x with shape {x.shape}"
         )
     return x, y
 
