@@ -499,3 +499,12 @@ def test_analysis_rejects_bad_arguments_and_builds_an_unbuilt_block():
     assert_rejected(lambda: analysis.stability_bound(block, "x"), "lipschitz='x'")
     assert_rejected(lambda: analysis.stability_bound(block, -1.0), "lipschitz=-1.0")
     assert np.isfinite(analysis.lyapunov_exponent(SDEBlock(num_steps=2), X))  # built on h0
+
+
+def test_inputs_as_nested_lists_are_an_array_and_other_lists_a_clear_error():
+    block = built_block()
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(block(X.tolist(), noise_seed=2)), ops.convert_to_numpy(block(X, noise_seed=2)), rtol=1e-6
+    )
+    assert_rejected(lambda: block([X, X]), "inputs=list")
+    assert_rejected(lambda: block([[0.0] * 6, [0.0] * 5]), "inputs=list")

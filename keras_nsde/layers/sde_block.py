@@ -1,8 +1,10 @@
 """SDEBlock: a Neural SDE block dh = f(h, t; w) dt + G(h, t; v) dB (paper Eq. 3)."""
 
 import inspect
+import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_nsde import backend, brownian, diffusions, gradients, solvers, validation
@@ -240,6 +242,21 @@ class SDEBlock(keras.layers.Layer):
                 "so the solve would be NaN. Check its call(h, t, f) and its weights."
             )
         return True
+
+    def __call__(self, inputs, *args, **kwargs):
+        """Keras' call, with h(t0) given as nested Python lists taken as an array (Keras reads a list as several inputs)."""
+        if isinstance(inputs, (list, tuple)):
+            try:
+                array = np.asarray(inputs) if all(isinstance(x, (list, tuple, numbers.Real)) for x in inputs) else None
+            except ValueError:  # ragged
+                array = None
+            if array is None or array.dtype.kind not in "fiub":
+                raise ValueError(
+                    "SDEBlock takes one input h(t0), a tensor or array. "
+                    f"Received: inputs={type(inputs).__name__} of {[type(x).__name__ for x in inputs][:4]}"
+                )
+            inputs = array.astype(self.compute_dtype) if array.dtype.kind == "f" else array
+        return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=None, noise_seed=None, dW=None):
         if not keras.backend.is_float_dtype(inputs.dtype):
