@@ -27,6 +27,12 @@ def _states(block, h0):
     h0 = ops.convert_to_tensor(h0, block.compute_dtype)
     if not block.built:
         block.build(tuple(h0.shape))
+    spec = block.input_spec
+    if spec is not None and (len(h0.shape) != spec.ndim or h0.shape[-1] != spec.axes[-1]):
+        raise ValueError(
+            f"h0 must have the block's rank ({spec.ndim}) and channels ({spec.axes[-1]}), the last axis. "
+            f"Received: h0 with shape {tuple(h0.shape)}"
+        )
     return h0
 
 

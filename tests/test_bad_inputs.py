@@ -498,6 +498,8 @@ def test_analysis_rejects_bad_arguments_and_builds_an_unbuilt_block():
     assert_rejected(lambda: analysis.lyapunov_exponent(block, X, noise_seed=1.5), "noise_seed=1.5")
     assert_rejected(lambda: analysis.stability_bound(block, "x"), "lipschitz='x'")
     assert_rejected(lambda: analysis.stability_bound(block, -1.0), "lipschitz=-1.0")
+    block(X)
+    assert_rejected(lambda: analysis.lyapunov_exponent(block, np.ones((2, 5), "float32")), "h0 with shape (2, 5)")
     assert np.isfinite(analysis.lyapunov_exponent(SDEBlock(num_steps=2), X))  # built on h0
 
 
