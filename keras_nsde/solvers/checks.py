@@ -77,15 +77,13 @@ def check_problem(path, grid, saveat, h0):
 
 
 def increments_shape(dW, h0, name="dW"):
-    """A ValueError unless dW has shape (num_steps,) + h0.shape (no broadcasting)."""
+    """A ValueError unless dW (the increments of `name`) has shape (num_steps,) + h0.shape (no broadcasting)."""
     shape, state_shape = tuple(dW.shape), tuple(h0.shape)
     if len(shape) != len(state_shape) + 1 or not _same_static_shape(shape[1:], state_shape):
+        received = f"{name} with shape {shape}" if name == "dW" else f"{name} with increments of shape {shape}"
         raise ValueError(
             f"{name} must have increments of shape (num_steps,) + h0.shape = (num_steps,) + {state_shape}: one "
-            f"increment per step for every element of the state. Received: {name} with increments of shape {shape}"
-            if name != "dW" else
-            f"dW must have shape (num_steps,) + h0.shape = (num_steps,) + {state_shape}: one increment per step "
-            f"for every element of the state. Received: dW with shape {shape}"
+            f"increment per step for every element of the state. Received: {received}"
         )
 
 
