@@ -9,15 +9,31 @@ so sigma^2 > 2L makes perturbations decay exponentially. These functions
 measure the left side on a block's own trajectories and estimate L.
 """
 
-import numbers
-
 import keras
 import numpy as np
 from keras import ops
 
 from keras_nsde import backend
+from keras_nsde.brownian import as_seed
 from keras_nsde.diffusions import Multiplicative
 from keras_nsde.evaluation import arguments
+from keras_nsde.layers.sde_block import SDEBlock
+
+
+def _states(block, h0):
+    """h0 as a tensor of the block's dtype, the block built on it if it is not yet (a ValueError for another layer)."""
+    if not isinstance(block, SDEBlock):
+        raise ValueError(f"block must be a keras_nsde.SDEBlock. Received: block={block!r}")
+    h0 = ops.convert_to_tensor(h0, block.compute_dtype)
+    if not block.built:
+        block.build(tuple(h0.shape))
+    spec = block.input_spec
+    if spec is not None and (len(h0.shape) != spec.ndim or h0.shape[-1] != spec.axes[-1]):
+        raise ValueError(
+            f"h0 must have the block's rank ({spec.ndim}) and channels ({spec.axes[-1]}), the last axis. "
+            f"Received: h0 with shape {tuple(h0.shape)}"
+        )
+    return h0
 
 
 def _per_example_norm(x):
@@ -54,16 +70,15 @@ def lyapunov_exponent(block, h0, perturbation=1e-4, noise_seed=None, noise=True,
     perturbation = arguments.number("perturbation", perturbation, inclusive=False)
     seed = arguments.integer("seed", seed, minimum=0)
     return_curve = arguments.boolean("return_curve", return_curve)
-    h0 = ops.convert_to_tensor(h0, block.compute_dtype)
+    noise = arguments.boolean("noise", noise)
+    h0 = _states(block, h0)
     direction = keras.random.normal(h0.shape, dtype=h0.dtype, seed=seed)
     scale = _per_example_norm(h0)
     scale = ops.where(scale > 0, perturbation * scale, ops.cast(perturbation, h0.dtype))
     eps0 = direction / _per_example(_per_example_norm(direction), h0) * _per_example(scale, h0)
     noisy = bool(noise) and block.diffusion.is_noisy
     if noisy:
-        noise_seed = block.new_noise_seed() if noise_seed is None else noise_seed
-        if isinstance(noise_seed, numbers.Integral):
-            noise_seed = [int(noise_seed), 0]
+        noise_seed = block.new_noise_seed() if noise_seed is None else as_seed(noise_seed)
         noise_seed = ops.convert_to_tensor(noise_seed, "int32")
 
     def difference_norms(h0, eps0, *noise_seed):
@@ -95,7 +110,7 @@ def lipschitz_estimate(block, h0, iterations=20, seed=0):
     iterations = arguments.integer("iterations", iterations)
     seed = arguments.integer("seed", seed, minimum=0)
     compile_stateful = backend.get().compile_stateful
-    states = compile_stateful(block.trajectory, block.variables)(ops.convert_to_tensor(h0, block.compute_dtype))
+    states = compile_stateful(block.trajectory, block.variables)(_states(block, h0))
 
     def power_step(h, t, v):
         """||J v|| and the next direction J^T J v / ||J^T J v|| at (h, t)."""
@@ -118,6 +133,7 @@ def lipschitz_estimate(block, h0, iterations=20, seed=0):
 
 def stability_bound(block, lipschitz):
     """Corollary 3.2.1's bound on the exponent, -(sigma^2 / 2 - L), for multiplicative noise."""
+    lipschitz = arguments.number("lipschitz", lipschitz)
     if not isinstance(block.diffusion, Multiplicative):
         raise ValueError(
             "The bound -(sigma^2/2 - L) holds for multiplicative noise G = sigma h. "

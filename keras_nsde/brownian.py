@@ -29,14 +29,19 @@ MAX_SEED = 2**31 - 1
 def as_seed(noise_seed, name="noise_seed"):
     """A per-call seed `[s, c]` (int32, shape (2,)) from an int s (c = 0), a pair, or an integer tensor.
 
-    Python and NumPy integers and concrete arrays are range-checked (each word
-    in [0, 2**31 - 1], so no backend wraps them onto another seed's path);
-    a traced integer tensor of shape () or (2,) is taken as it is.
+    Python and NumPy integers, arrays and concrete (eager) tensors are
+    range-checked (each word in [0, 2**31 - 1], so no backend wraps them onto
+    another seed's path); a traced integer tensor of shape () or (2,) is taken
+    as it is.
     """
+    noise_seed = _concrete_seed(noise_seed)
     if isinstance(noise_seed, numbers.Integral) and not isinstance(noise_seed, (bool, np.bool_)):
         return np.array([validation.integer(name, noise_seed, 0, MAX_SEED), 0], "int32")
     if isinstance(noise_seed, (list, tuple, np.ndarray)):
-        words = np.asarray(noise_seed)
+        try:
+            words = np.asarray(noise_seed)
+        except ValueError:  # a ragged list
+            words = np.asarray(None)
         if words.dtype.kind not in "iu" or words.shape not in ((), (2,)):
             raise ValueError(
                 f"{name} must be an int or two ints (an integer array of shape (2,)). "
@@ -54,6 +59,20 @@ def as_seed(noise_seed, name="noise_seed"):
         raise ValueError(f"{name} must have shape () or (2,). Received: {name} with shape {tuple(noise_seed.shape)}")
     seed = ops.cast(noise_seed, "int32")
     return ops.stack([seed, ops.zeros_like(seed)]) if tuple(noise_seed.shape) == () else seed
+
+
+def _concrete_seed(noise_seed):
+    """A concrete (eager) tensor as a NumPy array, to be range-checked; a traced one as it is.
+
+    Keras' `Layer.__call__` turns a NumPy `noise_seed` into a tensor, so
+    `np.int64(-5)` arrives here as an eager tensor.
+    """
+    if ops.is_tensor(noise_seed) and backend.get().executing_eagerly(noise_seed):
+        try:
+            return ops.convert_to_numpy(noise_seed)
+        except Exception:  # no value yet (a symbolic tensor)
+            return noise_seed
+    return noise_seed
 
 
 class BrownianPath:

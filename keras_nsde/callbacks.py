@@ -33,7 +33,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
     def __init__(self, hint="", restore_weights=True):
         super().__init__()
-        self.hint = hint
+        self.hint = validation.text("hint", hint)
         self.restore_weights = validation.boolean("restore_weights", restore_weights)
         self.epoch = 0
         self._saved = None

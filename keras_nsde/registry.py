@@ -26,7 +26,12 @@ def get(identifier, base, by_name, argument, **constructor_arguments):
             )
         return cls(**constructor_arguments)
     if isinstance(identifier, dict):
-        identifier = keras.saving.deserialize_keras_object(identifier)
+        try:
+            identifier = keras.saving.deserialize_keras_object(identifier)
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(
+                f"{argument} is a config dict that does not deserialize ({error}). Received: {argument}={identifier!r}"
+            ) from None
     if isinstance(identifier, base):
         return identifier
     raise ValueError(

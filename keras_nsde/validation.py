@@ -13,6 +13,7 @@ range. The message names the argument and the value received.
 import math
 import numbers
 
+import keras
 import numpy as np
 
 
@@ -22,6 +23,7 @@ def _received(name, value):
 
 def integer(name, value, minimum=None, maximum=None):
     """`value` as an int in [minimum, maximum]; NumPy integers are accepted, bools and floats are not."""
+    value = concrete(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an int. {_received(name, value)}")
     value = int(value)
@@ -45,6 +47,7 @@ def number(name, value, minimum=None, maximum=None, exclusive_minimum=False, exc
 
 def boolean(name, value):
     """`value` as a bool: True, False or a NumPy bool (not a string, int or None)."""
+    value = concrete(value)
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False. {_received(name, value)}")
     return bool(value)
@@ -53,6 +56,41 @@ def boolean(name, value):
 def optional_boolean(name, value):
     """None, or `value` as a bool (Keras' `training=None` means "not training")."""
     return None if value is None else boolean(name, value)
+
+
+def text(name, value):
+    """`value` as a str (not bytes, a number or None)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string. {_received(name, value)}")
+    return value
+
+
+def function(name, value):
+    """`value` itself if it is callable (a function or a layer)."""
+    if not callable(value):
+        raise ValueError(f"{name} must be a function. {_received(name, value)}")
+    return value
+
+
+def optional_integer(name, value, minimum=None, maximum=None):
+    """None, or `value` as an int in [minimum, maximum]."""
+    return None if value is None else integer(name, value, minimum, maximum)
+
+
+def concrete(value):
+    """A 0-D array or concrete 0-D tensor as its NumPy scalar; anything else (a traced tensor too) as it is.
+
+    Keras' `Layer.__call__` turns NumPy call arguments (`training=np.bool_(True)`,
+    `noise_seed=np.int64(3)`) into tensors; their values are known eagerly.
+    """
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return value[()]
+    if keras.ops.is_tensor(value) and tuple(value.shape) == ():
+        try:
+            return keras.ops.convert_to_numpy(value)[()]
+        except Exception:  # a symbolic or traced tensor has no value yet
+            return value
+    return value
 
 
 def _range(minimum, maximum):

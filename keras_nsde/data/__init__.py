@@ -11,8 +11,8 @@ takes them on every Keras backend.
 """
 
 import importlib
-import numbers
 
+from keras_nsde import validation
 from keras_nsde.data.digits import digits_arrays
 
 DATASETS = ("cifar10", "digits", "stl10", "tiny_imagenet")
@@ -37,17 +37,29 @@ def load(dataset, split, batch_size=128, augment=None, shuffle=None, data_dir=No
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}. Received: dataset={dataset!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
+    batch_size = validation.integer("batch_size", batch_size, minimum=1)
     if not isinstance(split, str):
         raise ValueError(f"split must be a string such as 'train' or 'test'. Received: split={split!r}")
-    return _pipelines().load(dataset, split, int(batch_size), augment, shuffle, data_dir, limit, seed, CROP_PADDING[dataset])
+    if dataset == "digits" and split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test' for digits. Received: split={split!r}")
+    augment = validation.optional_boolean("augment", augment)
+    shuffle = validation.optional_boolean("shuffle", shuffle)
+    limit = validation.optional_integer("limit", limit, minimum=1)
+    seed = validation.optional_integer("seed", seed, minimum=0)
+    return _pipelines().load(dataset, split, batch_size, augment, shuffle, data_dir, limit, seed, CROP_PADDING[dataset])
 
 
 def load_corrupted(corruption, level, batch_size=500, data_dir=None, limit=None):
     """CIFAR-10-C test images for one corruption at `level` (1-5), from tfds `cifar10_corrupted` (tf.data)."""
-    if level not in (1, 2, 3, 4, 5) or isinstance(level, bool):
+    if isinstance(level, (bool, float)) or level not in (1, 2, 3, 4, 5):
         raise ValueError(f"level must be 1, 2, 3, 4 or 5. Received: level={level!r}")
+    batch_size = validation.integer("batch_size", batch_size, minimum=1)
+    limit = validation.optional_integer("limit", limit, minimum=1)
+    if not isinstance(corruption, str) or corruption not in cifar10_corruptions():
+        raise ValueError(
+            f"corruption must be one of cifar10_corruptions() ({', '.join(cifar10_corruptions())}). "
+            f"Received: corruption={corruption!r}"
+        )
     return _pipelines().load_corrupted(corruption, int(level), batch_size, data_dir, limit)
 
 

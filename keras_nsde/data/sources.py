@@ -6,6 +6,8 @@ imports TensorFlow (the `tensorflow` extra); `keras_nsde.data` imports it
 only when a pipeline is asked for.
 """
 
+import os
+
 import numpy as np
 
 from keras_nsde import optional
@@ -38,6 +40,11 @@ def image_folder(image_size):
             raise ValueError(
                 "This dataset is read from a folder: pass data_dir holding <split>/<class>/ images. "
                 "Received: data_dir=None"
+            )
+        if not os.path.isdir(os.path.join(data_dir, split)):
+            raise ValueError(
+                f"data_dir must hold a folder {split!r} of <class>/ image folders. "
+                f"Received: data_dir={data_dir!r} (no {os.path.join(data_dir, split)!r})"
             )
         return keras.utils.image_dataset_from_directory(
             f"{data_dir}/{split}", image_size=image_size, batch_size=None, label_mode="int", shuffle=False

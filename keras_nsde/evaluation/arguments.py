@@ -47,14 +47,55 @@ def optional_boolean(name, value):
 def batch(x, y=None):
     """x as a NumPy array with a batch axis and, if given, y with as many labels."""
     x = np.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(f"x must be a batch of inputs, shape (n, ...). Received: x with shape {x.shape}")
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"x must be a batch of at least one input, shape (n, ...). Received: x with shape {x.shape}")
     if y is None:
         return x
     y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or np.any(y < 0):
         raise ValueError(
-            "y must hold one integer label per input, shape (n,) with n = len(x). "
-            f"Received: y with shape {y.shape} and dtype {y.dtype} for x with shape {x.shape}"
+            "y must hold one integer label >= 0 per input, shape (n,) with n = len(x). "
+            f"Received: y with shape {y.shape} and dtype {y.dtype} (values {_summary(y)}) for x with shape {x.shape}"
         )
     return x, y
+
+
+def images(x):
+    """A ValueError unless the images are in [0, 1], as the attacks' clipping box and radii assume."""
+    low, high = float(np.min(x)), float(np.max(x))
+    if low < 0.0 or high > 1.0 or not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(
+            "x must hold images scaled to [0, 1] (the attacks clip to that box and epsilon is measured in it). "
+            f"Received: x with values in [{low}, {high}]"
+        )
+    return x
+
+
+def labels_for(model, y):
+    """A ValueError if a label is not a class of `model` (its output's last axis, where the model declares it)."""
+    try:
+        classes = model.output_shape[-1]
+    except (AttributeError, ValueError, TypeError, IndexError):  # no declared output: nothing to check against
+        return y
+    if isinstance(classes, int) and np.any(y >= classes):
+        raise ValueError(f"y must hold class labels in [0, {classes - 1}] for this model. Received: y={_summary(y)}")
+    return y
+
+
+def inputs_for(model, x):
+    """A ValueError if x's per-example shape is not the model's input shape (where the model declares it)."""
+    try:
+        expected = tuple(model.input_shape[1:])
+    except (AttributeError, ValueError, TypeError, IndexError):
+        return x
+    received = tuple(x.shape[1:])
+    if len(expected) != len(received) or any(e is not None and e != r for e, r in zip(expected, received)):
+        raise ValueError(
+            f"x must have shape (n,) + {expected}, the model's input shape. Received: x with shape {tuple(x.shape)}"
+        )
+    return x
+
+
+def _summary(values):
+    values = np.asarray(values).reshape(-1)
+    return values.tolist() if values.size <= 8 else f"{values[:8].tolist()}..."

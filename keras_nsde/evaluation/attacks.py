@@ -73,7 +73,7 @@ def pgd_attack(model, x, y, epsilon, norm=2, steps=40, step_size=None, eot_sampl
     batch_size = arguments.integer("batch_size", batch_size)
     verbose = _verbosity(verbose)
     ensemble = _ensemble(model, eot_samples)
-    x, y = arguments.batch(x, y)
+    x, y = _images_and_labels(ensemble.model, x, y)
     if step_size is None:
         step_size = min(epsilon, 2.5 * epsilon / steps)
     else:
@@ -120,7 +120,7 @@ def spsa_attack(model, x, y, epsilon, norm=2, steps=20, samples=64, learning_rat
     eot_samples = arguments.integer("eot_samples", eot_samples)
     verbose = _verbosity(verbose)
     ensemble = _ensemble(model, eot_samples)
-    x, y = arguments.batch(x, y)
+    x, y = _images_and_labels(ensemble.model, x, y)
     implementation = _backend_attacks("spsa")
     if epsilon == 0:
         return x
@@ -141,7 +141,7 @@ def attack_correct(model, x, y, epsilon, attack="pgd", eot_samples=1, ttn_sample
         raise ValueError(f"attack must be one of {list(ATTACKS)}. Received: attack={attack!r}")
     eot_samples = arguments.integer("eot_samples", eot_samples)
     ttn_samples = arguments.integer("ttn_samples", ttn_samples)
-    x, y = arguments.batch(x, y)
+    x, y = _images_and_labels(_model(model), x, y)
     attacked = TestTimeEnsemble(_model(model), samples=eot_samples)
     predictor = TestTimeEnsemble(model, samples=ttn_samples if attacked.noise else 1)
     x_adv = {"pgd": pgd_attack, "spsa": spsa_attack}[attack](attacked, x, y, epsilon, **attack_kwargs)
@@ -161,8 +161,7 @@ def pgd_accuracy(model, x, y, epsilons, norm=2, steps=40, eot_samples=1, ttn_sam
     ttn_samples = arguments.integer("ttn_samples", ttn_samples)
     batch_size = arguments.integer("batch_size", batch_size)
     verbose = _verbosity(verbose)
-    _model(model)
-    x, y = arguments.batch(x, y)
+    x, y = _images_and_labels(_model(model), x, y)
     _backend_attacks("projected_gradient_descent").require()  # fail before any work without cleverhans
     return {
         epsilon: float(np.mean(attack_correct(
@@ -171,6 +170,12 @@ def pgd_accuracy(model, x, y, epsilons, norm=2, steps=40, eot_samples=1, ttn_sam
         )))
         for epsilon in epsilons
     }
+
+
+def _images_and_labels(model, x, y):
+    """x and y checked: a batch of images in [0, 1] of the model's input shape, one class label each."""
+    x, y = arguments.batch(x, y)
+    return arguments.images(arguments.inputs_for(model, x)), arguments.labels_for(model, y)
 
 
 def _weakly_bound(ensemble):

@@ -3,6 +3,7 @@
 import contextlib
 import weakref
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -30,7 +31,8 @@ def noise_at_inference(model, enabled=True):
     function traced inside the block sees the noise; functions traced before
     it (such as the one `model.predict` caches) do not.
     """
-    blocks = sde_blocks(model)
+    enabled = arguments.boolean("enabled", enabled)
+    blocks = sde_blocks(keras_model(model))
     if not blocks:
         raise ValueError(f"model contains no SDEBlock. Received: model={model.name!r}")
     saved = [block.test_time_noise for block in blocks]
@@ -69,6 +71,7 @@ class TestTimeEnsemble:
     __test__ = False  # not a pytest class
 
     def __init__(self, model, samples=100, noise=None, from_logits=True, jit_compile=False):
+        model = keras_model(model)
         self.samples = arguments.integer("samples", samples)
         self.noise = is_noisy(model) if noise is None else arguments.boolean("noise", noise)
         self.from_logits = arguments.boolean("from_logits", from_logits)
@@ -87,7 +90,7 @@ class TestTimeEnsemble:
         """Mean probabilities, NumPy `(n, classes)`; batch_size images per pass
         (a pass holds batch_size * S rows; None picks max(1, 2048 // S))."""
         batch_size = arguments.optional_integer("batch_size", batch_size) or max(1, 2048 // self.samples)
-        x = arguments.batch(x)
+        x = arguments.inputs_for(self.model, arguments.batch(x))
         compiled = self.compiled_log_probabilities(x)
         return np.concatenate(
             [
@@ -151,4 +154,17 @@ def ensemble_predict(model, x, samples=100, batch_size=None, from_logits=True, j
 
 def accuracy(probabilities, labels):
     """Fraction of rows whose arg-max is the label."""
-    return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels)))
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+    if probabilities.ndim != 2 or labels.shape != probabilities.shape[:1]:
+        raise ValueError(
+            "probabilities must have shape (n, classes) and labels shape (n,). "
+            f"Received: probabilities with shape {probabilities.shape}, labels with shape {labels.shape}"
+        )
+    return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
+
+
+def keras_model(model):
+    """`model` if it is a Keras model (or layer), else a ValueError naming it."""
+    if not isinstance(model, keras.layers.Layer):
+        raise ValueError(f"model must be a Keras model. Received: model={model!r}")
+    return model

@@ -4,7 +4,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_nsde.evaluation import arguments
 from keras_nsde.evaluation.ensemble import TestTimeEnsemble, accuracy
+from keras_nsde.layers.sde_block import SDEBlock
 
 
 def corruption_accuracy(model, levels=(1, 2, 3, 4, 5), corruptions=None, samples=1, data_dir=None, limit=None):
@@ -49,12 +51,36 @@ def perturbation_growth(model, x, x_perturbed, block_name="sde_block", noise=Tru
         state difference, `(N + 1, batch)` with `per_example=True`, else their
         mean over the batch, `(N + 1,)`.
     """
-    block = model.get_layer(block_name)
-    stem = keras.Model(model.input, block.input)
-    h0 = ops.convert_to_tensor(stem(x, training=False))
-    h0_perturbed = ops.convert_to_tensor(stem(x_perturbed, training=False))
+    block = _sde_block(model, block_name)
+    noise = arguments.boolean("noise", noise)
+    x, x_perturbed = np.asarray(x), np.asarray(x_perturbed)
+    if x.shape != x_perturbed.shape:
+        raise ValueError(
+            f"x_perturbed must have x's shape {x.shape}. Received: x_perturbed with shape {x_perturbed.shape}"
+        )
+    stem = _stem(model, block)
+    h0 = ops.convert_to_tensor(stem(x))
+    h0_perturbed = ops.convert_to_tensor(stem(x_perturbed))
     path = block.brownian_path(h0, noise_seed) if noise and block.diffusion.is_noisy else None
     difference = block.trajectory(h0_perturbed, path) - block.trajectory(h0, path)
     norms = ops.convert_to_numpy(ops.norm(ops.reshape(difference, (block.num_steps + 1, h0.shape[0], -1)), axis=-1))
     times = np.linspace(block.t0, block.t1, block.num_steps + 1)
     return times, norms if per_example else norms.mean(axis=1)
+
+
+def _sde_block(model, block_name):
+    """The SDEBlock named `block_name` in `model`, or a ValueError naming it."""
+    names = [layer.name for layer in getattr(model, "layers", [])]
+    if block_name not in names or not isinstance(model.get_layer(block_name), SDEBlock):
+        blocks = [layer.name for layer in getattr(model, "layers", []) if isinstance(layer, SDEBlock)]
+        raise ValueError(f"block_name must name an SDEBlock of the model, one of {blocks}. Received: block_name={block_name!r}")
+    return model.get_layer(block_name)
+
+
+def _stem(model, block):
+    """The part of the model before `block`, as a function of the model's input (inference mode)."""
+    if isinstance(model, keras.Sequential):
+        layers = model.layers[: model.layers.index(block)]
+        return lambda x: keras.Sequential(layers)(x, training=False) if layers else x
+    stem = keras.Model(model.input, block.input)
+    return lambda x: stem(x, training=False)

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from keras_nsde import optional
+from keras_nsde.evaluation import arguments
 
 
 def bootstrap_interval(values, level=0.95, resamples=4000, seed=0):
@@ -26,6 +27,8 @@ def bootstrap_interval(values, level=0.95, resamples=4000, seed=0):
     Returns:
         (mean, low, high).
     """
+    level = _level(level)
+    resamples = arguments.integer("resamples", resamples)
     values = np.asarray(values, dtype=float)
     if values.ndim != 2 or values.size == 0:
         raise ValueError(f"values must be a non-empty (seeds, images) array. Received: shape {values.shape}")
@@ -46,6 +49,7 @@ def paired_t_interval(values, level=0.95):
 
     Returns (mean, low, high); the interval is (nan, nan) with one seed.
     """
+    level = _level(level)
     per_seed = np.asarray(values, dtype=float).mean(axis=1)
     mean = float(per_seed.mean())
     if len(per_seed) < 2:
@@ -76,6 +80,14 @@ def paired_difference(correct_a, correct_b, level=0.95, resamples=4000, seed=0):
         "t_high": t_high,
         "per_seed": difference.mean(axis=1).tolist(),
     }
+
+
+def _level(level):
+    """The interval's confidence level, in (0, 1)."""
+    level = arguments.number("level", level)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1). Received: level={level!r}")
+    return level
 
 
 def verdict(difference):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_nsde import validation
 from keras_nsde.layers.group_norm import GroupNorm
 from keras_nsde.layers.time_conv import TimeConv2D
 
@@ -26,9 +27,9 @@ class ConvDrift(keras.layers.Layer):
 
     def __init__(self, filters, num_convs=3, groups=32, **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.num_convs = num_convs
-        self.groups = groups
+        self.filters = validation.integer("filters", filters, minimum=1)
+        self.num_convs = num_convs = validation.integer("num_convs", num_convs, minimum=1)
+        self.groups = groups = validation.integer("groups", groups, minimum=1)
         norm_groups = min(groups, filters)
         self.norms = [
             GroupNorm(
@@ -46,6 +47,11 @@ class ConvDrift(keras.layers.Layer):
         ]
 
     def build(self, input_shape):
+        if input_shape[-1] != self.filters:
+            raise ValueError(
+                f"ConvDrift maps a state of C channels to C channels: filters must equal the input's channels "
+                f"({input_shape[-1]}). Received: filters={self.filters}"
+            )
         for layer in self.norms + self.convs:
             if not layer.built:
                 layer.build(input_shape)
@@ -85,9 +91,9 @@ class MLPDrift(keras.layers.Layer):
 
     def __init__(self, units, hidden_units=64, hidden_layers=2, activation="tanh", **kwargs):
         super().__init__(**kwargs)
-        self.units = units
-        self.hidden_units = hidden_units
-        self.hidden_layers = hidden_layers
+        self.units = units = validation.integer("units", units, minimum=1)
+        self.hidden_units = hidden_units = validation.integer("hidden_units", hidden_units, minimum=1)
+        self.hidden_layers = hidden_layers = validation.integer("hidden_layers", hidden_layers, minimum=0)
         self.activation = activation
         self.hidden = [
             keras.layers.Dense(

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_nsde import ops
+from keras_nsde import ops, validation
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
@@ -28,11 +28,9 @@ class GroupNorm(keras.layers.Layer):
 
     def __init__(self, groups=32, epsilon=1e-5, relu=False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(relu, bool):
-            raise ValueError(f"relu must be True or False. Received: relu={relu!r}")
-        self.groups = groups
-        self.epsilon = epsilon
-        self.relu = relu
+        self.groups = validation.integer("groups", groups, minimum=1)
+        self.epsilon = validation.number("epsilon", epsilon, minimum=0.0)
+        self.relu = validation.boolean("relu", relu)
 
     def build(self, input_shape):
         channels = input_shape[-1]

@@ -1,8 +1,10 @@
 """SDEBlock: a Neural SDE block dh = f(h, t; w) dt + G(h, t; v) dB (paper Eq. 3)."""
 
 import inspect
+import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_nsde import backend, brownian, diffusions, gradients, solvers, validation
@@ -105,7 +107,10 @@ class SDEBlock(keras.layers.Layer):
         seed = None if seed is None else validation.integer("seed", seed, minimum=0, maximum=brownian.MAX_SEED)
         self.drift = drift
         self.uses_default_drift = drift is None
+        if not keras.backend.is_float_dtype(self.compute_dtype):
+            raise ValueError(f"SDEBlock computes in a floating dtype. Received: dtype={self.compute_dtype}")
         self.diffusion = diffusions.get(diffusion, sigma=sigma, dtype=self.dtype_policy)
+        check_diffusion_signature(self.diffusion)
         self.t0, self.t1, self.num_steps = self.grid.t0, self.grid.t1, self.grid.num_steps
         self.test_time_noise = validation.boolean("test_time_noise", test_time_noise)
         self.return_trajectory = validation.boolean("return_trajectory", return_trajectory)
@@ -154,6 +159,11 @@ class SDEBlock(keras.layers.Layer):
     def diffusion_fn(self, h, t, f):
         """G(h, t; v), in h's dtype even if the diffusion has another dtype policy."""
         g = self.diffusion(h, t, f)
+        if not hasattr(g, "shape"):
+            raise ValueError(
+                f"The diffusion {self.diffusion.name!r} must return G, a tensor with the state's shape "
+                f"{tuple(h.shape)}. Received: G={g!r}"
+            )
         if not same_static_shape(g.shape, h.shape):
             raise ValueError(
                 f"The diffusion {self.diffusion.name!r} must return G with the state's shape (diagonal noise, "
@@ -164,7 +174,15 @@ class SDEBlock(keras.layers.Layer):
     def diffusion_derivative_fn(self, h, t, f):
         """dG_i/dh_i in h's dtype, or None when the diffusion has no closed form."""
         derivative = self.diffusion.derivative(h, t, f)
-        return None if derivative is None else ops.cast(derivative, h.dtype)
+        if derivative is None:
+            return None
+        if not same_static_shape(getattr(derivative, "shape", ()), h.shape):
+            raise ValueError(
+                f"The derivative of diffusion {self.diffusion.name!r} must return dG/dh with the state's shape "
+                f"(elementwise). Received: dG/dh={derivative!r} of shape {tuple(getattr(derivative, 'shape', ()))} "
+                f"for a state of shape {tuple(h.shape)}"
+            )
+        return ops.cast(derivative, h.dtype)
 
     def new_noise_seed(self):
         """A fresh per-call seed (int32, shape (2,)): the SeedGenerator's state (seed, count of calls).
@@ -186,7 +204,7 @@ class SDEBlock(keras.layers.Layer):
                 f"Received: noise_seed={noise_seed!r} and a dW"
             )
         if dW is not None:
-            dW = ops.convert_to_tensor(dW, h0.dtype)
+            dW = increments_tensor(dW, h0.dtype)
             self._check_increments_shape(dW, h0)
             return GivenIncrements(dW)
         noise_seed = self.new_noise_seed() if noise_seed is None else brownian.as_seed(noise_seed)
@@ -202,22 +220,43 @@ class SDEBlock(keras.layers.Layer):
                 f"and num_steps={self.num_steps}"
             )
 
-    def _check_drift_is_finite(self, h0):
-        """On the first eager call with finite inputs: a drift returning NaN or inf is an error, not NaN weights.
+    def _check_fields_are_finite(self, h0):
+        """On the first eager call with finite inputs: a drift or diffusion returning NaN or inf is an error, not NaN weights.
 
         Returns whether the check ran (it does not for non-finite inputs, which
         do not show whether the drift is to blame).
         """
         if not bool(ops.all(ops.isfinite(h0))):
             return False
-        f = self.drift_fn(h0, ops.convert_to_tensor(self.t0, h0.dtype))
+        t0 = ops.convert_to_tensor(self.t0, h0.dtype)
+        f = self.drift_fn(h0, t0)
         if not bool(ops.all(ops.isfinite(f))):
             raise ValueError(
                 f"The drift {self.drift.name!r} returned NaN or inf at t0={self.t0} for finite inputs, "
                 "so the solve would be NaN. Check the drift's layers and weights (for example a log, "
                 "division or exponential of the state, or weights that have diverged)."
             )
+        if self.diffusion.is_noisy and not bool(ops.all(ops.isfinite(self.diffusion_fn(h0, t0, f)))):
+            raise ValueError(
+                f"The diffusion {self.diffusion.name!r} returned NaN or inf at t0={self.t0} for finite inputs, "
+                "so the solve would be NaN. Check its call(h, t, f) and its weights."
+            )
         return True
+
+    def __call__(self, inputs, *args, **kwargs):
+        """Keras' call, with h(t0) given as nested Python lists taken as an array (Keras reads a list as several inputs)."""
+        if isinstance(inputs, (list, tuple)):
+            try:
+                array = np.asarray(inputs) if all(isinstance(x, (list, tuple, numbers.Real)) for x in inputs) else None
+            except ValueError:  # ragged
+                array = None
+            if array is None or array.dtype.kind not in "fiub":
+                raise ValueError(
+                    "SDEBlock takes one input h(t0), a tensor or array. "
+                    f"Received: inputs={type(inputs).__name__} of {[type(x).__name__ for x in inputs][:4]}"
+                )
+            inputs = array.astype(self.compute_dtype) if array.dtype.kind == "f" else array
+        return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=None, noise_seed=None, dW=None):
         if not keras.backend.is_float_dtype(inputs.dtype):
@@ -227,7 +266,7 @@ class SDEBlock(keras.layers.Layer):
         backend.get().check_dtype(self.compute_dtype)
         training = validation.optional_boolean("training", training)
         if not self._drift_checked and backend.get().executing_eagerly(inputs):
-            self._drift_checked = self._check_drift_is_finite(inputs)
+            self._drift_checked = self._check_fields_are_finite(inputs)
         path_given = noise_seed is not None or dW is not None
         if path_given and not self.diffusion.is_noisy:
             raise ValueError(
@@ -288,6 +327,28 @@ class SDEBlock(keras.layers.Layer):
         if config.get("drift") is not None:
             config["drift"] = keras.saving.deserialize_keras_object(config["drift"])
         return cls(**config)
+
+
+def check_diffusion_signature(diffusion):
+    """A ValueError unless the diffusion's `call` takes (h, t, f), as the solvers call it."""
+    try:
+        inspect.signature(diffusion.call).bind(None, None, None)
+    except TypeError:
+        raise ValueError(
+            f"A diffusion's call must take (h, t, f): the state, the time and the drift at that point. "
+            f"Received: diffusion={diffusion.name!r} with call{inspect.signature(diffusion.call)}"
+        ) from None
+
+
+def increments_tensor(dW, dtype):
+    """dW as a tensor of `dtype`, or a ValueError naming it (a ragged list, strings)."""
+    try:
+        return ops.convert_to_tensor(dW, dtype)
+    except Exception as error:  # each backend raises its own kind for what it cannot convert
+        raise ValueError(
+            f"dW must be a tensor or array of increments of shape (num_steps,) + inputs.shape. "
+            f"Received: dW={dW!r} ({type(error).__name__}: {error})"
+        ) from None
 
 
 def same_static_shape(a, b):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_nsde import validation
 from keras_nsde.ops import same_conv2d
 
 
@@ -27,9 +28,9 @@ class TimeConv2D(keras.layers.Layer):
 
     def __init__(self, filters, kernel_size=3, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"filters must be a positive int. Received: filters={filters!r}")
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        filters = validation.integer("filters", filters, minimum=1)
+        kernel_size = validation.integer("kernel_size", kernel_size, minimum=1)
+        if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int. Received: kernel_size={kernel_size!r}")
         self.filters = filters
         self.kernel_size = kernel_size

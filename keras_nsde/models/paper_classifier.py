@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_nsde import validation
 from keras_nsde.layers.drifts import GROUP_NORM_EPSILON
 from keras_nsde.layers.group_norm import GroupNorm
 from keras_nsde.layers.sde_block import SDEBlock
@@ -45,10 +46,11 @@ def paper_classifier(dataset, diffusion="none", sigma=None, filters=None, **over
         **overrides: further `SDEBlock` arguments (num_steps, gradient,
             test_time_noise, seed, ...).
     """
-    if dataset not in INPUT_SHAPES:
+    if not isinstance(dataset, str) or dataset not in INPUT_SHAPES:
         raise ValueError(f"dataset must be one of {sorted(INPUT_SHAPES)}. Received: dataset={dataset!r}")
+    filters = validation.optional_integer("filters", filters, minimum=1)
     if sigma is None and isinstance(diffusion, str):
-        sigma = DEFAULT_SIGMA[dataset].get(diffusion)
+        sigma = DEFAULT_SIGMA[dataset].get(diffusion.lower())
     block_args = {"num_steps": 11, "t0": 0.0, "t1": 1.0, **overrides}
 
     inputs = keras.Input(INPUT_SHAPES[dataset], name="images")

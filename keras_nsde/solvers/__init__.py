@@ -5,6 +5,7 @@
 """
 
 from keras_nsde import gradients, registry
+from keras_nsde.solvers import checks
 from keras_nsde.solvers.adaptive import Dopri5, dormand_prince
 from keras_nsde.solvers.base import Solver
 from keras_nsde.solvers.euler_maruyama import EulerMaruyama, euler_maruyama
@@ -39,6 +40,8 @@ def solve(terms, solver, path, h0, grid, saveat=None, gradient="autodiff"):
     """
     solver, gradient = get(solver), gradients.get(gradient)
     gradient.check(solver)
+    terms, h0 = checks.checked_terms(terms), checks.floating_state(h0)
+    checks.check_problem(path, grid, saveat, h0)
     return solver.solve(Problem(terms, path, grid, saveat or SaveAt()), h0, gradient)
 
 

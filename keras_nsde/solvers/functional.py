@@ -1,11 +1,11 @@
 """What the solvers' pure functions share: argument checks, the Brownian path, the problem, the loop."""
 
-import keras
 from keras import ops
 
 from keras_nsde import validation
 from keras_nsde.brownian import BrownianPath, GivenIncrements
 from keras_nsde.gradients.autodiff import autodiff_solve
+from keras_nsde.solvers import checks
 from keras_nsde.solvers.problem import Grid, Problem, SaveAt, SDETerms
 
 
@@ -22,9 +22,9 @@ def solve_functional(solver, terms, h0, dW, t0=0.0, t1=1.0, return_trajectory=Fa
         return_trajectory: return all `(num_steps + 1,) + h0.shape` states.
         num_steps: only needed when dW is None; if given with dW, it must match.
     """
-    h0 = ops.convert_to_tensor(h0)
-    if not keras.backend.is_float_dtype(h0.dtype):
-        raise ValueError(f"h0 must be a floating tensor. Received: h0.dtype={keras.backend.standardize_dtype(h0.dtype)}")
+    h0 = checks.floating_state(h0)
+    terms = checks.checked_terms(SDETerms(*terms), ("drift_fn", "diffusion_fn", "diffusion_derivative_fn"))
+    return_trajectory = validation.boolean("return_trajectory", return_trajectory)
     if num_steps is not None:
         num_steps = validation.integer("num_steps", num_steps, minimum=1)
     if dW is None:
@@ -45,19 +45,15 @@ def solve_functional(solver, terms, h0, dW, t0=0.0, t1=1.0, return_trajectory=Fa
                 f"Received: num_steps={num_steps}"
             )
         num_steps = path.num_steps
-    problem = Problem(SDETerms(*terms), path, Grid(t0, t1, num_steps), SaveAt(steps=return_trajectory))
+    problem = Problem(terms, path, Grid(t0, t1, num_steps), SaveAt(steps=return_trajectory))
     return autodiff_solve(solver, problem, h0)
 
 
 def _increments(dW, h0):
     """dW as a tensor of h0's dtype, checked to have shape (num_steps,) + h0.shape (no broadcasting)."""
-    dW = ops.convert_to_tensor(dW, h0.dtype)
-    shape, state_shape = tuple(dW.shape), tuple(h0.shape)
-    if len(shape) != len(state_shape) + 1 or any(
-        a is not None and b is not None and a != b for a, b in zip(shape[1:], state_shape)
-    ):
-        raise ValueError(
-            f"dW must have shape (num_steps,) + h0.shape = (num_steps,) + {state_shape}: one increment per step "
-            f"for every element of the state. Received: dW with shape {shape}"
-        )
+    try:
+        dW = ops.convert_to_tensor(dW, h0.dtype)
+    except Exception as error:  # each backend raises its own kind for what it cannot convert
+        raise ValueError(f"dW must be a tensor of increments. Received: dW={dW!r} ({type(error).__name__})") from None
+    checks.increments_shape(dW, h0)
     return dW

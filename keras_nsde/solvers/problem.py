@@ -36,6 +36,10 @@ class SDETerms(NamedTuple):
         return None if self.derivative is None else self.derivative(h, t, f)
 
 
+# The loops count steps in int32.
+MAX_STEPS = 2**31 - 1
+
+
 class Grid:
     """The time grid t_0 < t_1 < ... < t_N of a solve: N equal steps, or the steps through given times.
 
@@ -45,14 +49,14 @@ class Grid:
     Args:
         t0: start of the interval, finite.
         t1: its end, finite, t1 > t0.
-        num_steps: N >= 1 equal steps.
+        num_steps: N >= 1 equal steps (at most 2**31 - 1, the loops' int32 counter).
     """
 
     def __init__(self, t0, t1, num_steps):
         self.t0, self.t1 = validation.number("t0", t0), validation.number("t1", t1)
         if not self.t1 > self.t0:
             raise ValueError(f"t1 must be greater than t0. Received: t0={t0!r}, t1={t1!r}")
-        self.num_steps = validation.integer("num_steps", num_steps, minimum=1)
+        self.num_steps = validation.integer("num_steps", num_steps, minimum=1, maximum=MAX_STEPS)
         self.dt = (self.t1 - self.t0) / self.num_steps
         self.times = None  # equal steps: t_n in closed form
 
@@ -67,9 +71,14 @@ class Grid:
         """
         times = _sorted_times("times", times)
         max_step = validation.number("max_step", max_step, minimum=0.0, exclusive_minimum=True)
-        pieces = [
-            np.linspace(a, b, int(np.ceil((b - a) / max_step - 1e-9)) + 1)[:-1] for a, b in zip(times[:-1], times[1:])
-        ]
+        steps = np.ceil(np.diff(times) / max_step - 1e-9)
+        if not np.sum(steps) <= MAX_STEPS:
+            raise ValueError(
+                f"max_step gives {np.sum(steps):.4g} steps through the times, more than {MAX_STEPS}. "
+                f"Received: max_step={max_step!r}"
+            )
+        steps = [int(n) for n in steps]
+        pieces = [np.linspace(a, b, n + 1)[:-1] for a, b, n in zip(times[:-1], times[1:], steps)]
         grid_times = np.concatenate(pieces + [times[-1:]])
         grid = cls(float(times[0]), float(times[-1]), len(grid_times) - 1)
         uniform = np.allclose(np.diff(grid_times), grid.dt, rtol=1e-9, atol=0.0)
@@ -158,7 +167,10 @@ class SaveAt:
 
 
 def _sorted_times(name, times, minimum=2):
-    times = np.asarray(times, dtype="float64")
+    try:
+        times = np.asarray(times, dtype="float64")
+    except (TypeError, ValueError):  # strings, ragged lists, None
+        raise ValueError(f"{name} must be a 1-D array of numbers. Received: {name}={times!r}") from None
     if times.ndim != 1 or len(times) < minimum or not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
         raise ValueError(
             f"{name} must be a 1-D array of at least {minimum} finite, strictly increasing times. "
