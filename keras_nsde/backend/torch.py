@@ -84,8 +84,13 @@ def same_conv2d(x, kernel):
     permute back is again a view. Keras' `ops.conv` copies x to contiguous
     NCHW and back, in the forward and again in the backward pass.
     """
-    out = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), kernel.permute(3, 2, 0, 1), padding="same")
-    return out.permute(0, 2, 3, 1)
+    x, kernel = x.permute(0, 3, 1, 2), kernel.permute(3, 2, 0, 1)
+    height, width = kernel.shape[2:]
+    if height % 2 and width % 2:
+        return torch.nn.functional.conv2d(x, kernel, padding="same").permute(0, 2, 3, 1)
+    # An even kernel: Keras' 'same' pads the extra row and column after, explicitly here.
+    padding = ((width - 1) // 2, width // 2, (height - 1) // 2, height // 2)
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, padding), kernel).permute(0, 2, 3, 1)
 
 
 def replica_seed(seed):
