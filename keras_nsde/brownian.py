@@ -13,7 +13,6 @@ Each backend draws its own numbers from a seed (`keras_nsde.backend`), the
 same on every call.
 """
 
-import math
 import numbers
 
 import keras
@@ -149,30 +148,17 @@ class SeededIncrements(BrownianPath):
 class SeededGaussianIncrements(SeededIncrements):
     """dW_n = sqrt(dt) * z_n, z_n ~ N(0, I): Brownian increments (Euler-Maruyama).
 
-    z comes from Box-Muller on the backend's uniforms u, v in [0, 1) (half as
-    many pairs as elements): with r = sqrt(-2 log(1 - u)) and a = 2 pi v,
-    r cos(a) and r sin(a) are two independent standard normals. The scale
-    sqrt(dt) is folded into r. On CPU this takes about half the time of
-    `tf.random.stateless_normal` (benchmarks/op_time.py, docs/benchmarks.md),
-    which runs a slower kernel; the two give different numbers for one seed.
+    z is the backend's `normal` sampler for step n's seed: Box-Muller on
+    Philox uniforms on TensorFlow (faster on CPU than its own normal kernel),
+    `jax.random.normal` on JAX, `torch.randn` from a seeded generator on
+    PyTorch (one kernel per step where Box-Muller in eager keras.ops is
+    seven). Half-precision states are sampled in float32 and cast.
     """
 
-    def scaled_sample(self, seed, scale):
-        compute_dtype = "float32" if self.dtype in ("float16", "bfloat16") else self.dtype  # half log/sin lose accuracy
-        size = self.backend.size(self.shape)
-        pairs = (size + 1) // 2
-        uniforms = self.backend.uniform([2, pairs], seed, compute_dtype)
-        u, v = uniforms[0], uniforms[1]
-        scale = ops.cast(scale, compute_dtype)
-        radius = ops.sqrt(ops.log1p(-u) * (-2.0 * ops.square(scale)))  # 1 - u in (0, 1]: finite
-        angle = v * (2.0 * math.pi)
-        normals = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)], axis=0)
-        if not (isinstance(size, int) and size % 2 == 0):
-            normals = normals[:size]
-        return ops.cast(ops.reshape(normals, self.shape), self.dtype)
-
     def standardized_sample(self, seed):
-        return self.scaled_sample(seed, ops.convert_to_tensor(1.0, dtype=self.dtype))
+        compute_dtype = "float32" if self.dtype in ("float16", "bfloat16") else self.dtype  # half log/sin lose accuracy
+        sample = self.backend.normal(self.shape, seed, compute_dtype)
+        return sample if compute_dtype == self.dtype else ops.cast(sample, self.dtype)
 
 
 class SeededBernoulliIncrements(SeededIncrements):

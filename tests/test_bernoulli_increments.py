@@ -64,7 +64,9 @@ def test_nonlinear_expectation_approaches_the_gaussian_schemes_value():
         gaps[num_steps] = abs(bernoulli - gaussian)
     standard_error = 2 * 0.5 / np.sqrt(NUM_PATHS)
     assert gaps[2] > 10 * standard_error
-    assert gaps[32] < gaps[2] / 3
+    # The masks' bias in a nonlinear quantity is O(sqrt(dt)) (SeededBernoulliIncrements): 16x the steps, a quarter
+    # of the gap, plus the Monte Carlo error of the two estimates (the gaussian numbers differ between backends).
+    assert gaps[32] < gaps[2] / 4 + 3 * standard_error
 
 
 def test_dropout_block_with_bernoulli_increments_is_a_masked_residual_step():

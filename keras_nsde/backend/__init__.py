@@ -18,7 +18,7 @@ in `generic` and re-exported. The primitives (`PRIMITIVES`):
                                     (function(x), cotangent . d function/dx, cotangent . d function/dw) inside a backward pass
     weight_jvp(function, variables, direction), jacobian_products(function, x, v)
                                     forward-mode products (pathwise_jvp, the Lipschitz estimate)
-    seed(values), fold_in(seed, n), uniform(shape, seed, dtype)
+    seed(values), fold_in(seed, n), uniform(shape, seed, dtype), normal(shape, seed, dtype)
                                     stateless sampling: a step's numbers are a function of (seed, n) alone
     replica_seed(seed)              the replica id folded into a seed under data-parallel training
     random_shape(x), size(shape)    shapes as the samplers take them
@@ -50,6 +50,7 @@ PRIMITIVES = (
     "input_gradient",
     "jacobian_products",
     "loop",
+    "normal",
     "random_shape",
     "replica_seed",
     "seed",

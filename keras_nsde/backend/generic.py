@@ -61,6 +61,22 @@ def stateless(function, variables):
     return call
 
 
+def box_muller(uniforms, size, shape):
+    """Standard normals of `shape` from uniforms u, v = uniforms[0], uniforms[1] in [0, 1), each of (size + 1) // 2.
+
+    With r = sqrt(-2 log(1 - u)) and a = 2 pi v, r cos(a) and r sin(a) are two
+    independent standard normals (Box-Muller): one pair of uniforms per two
+    normals, elementwise ops only. `size` may be a tensor (a dynamic shape).
+    """
+    u, v = uniforms[0], uniforms[1]
+    radius = ops.sqrt(-2.0 * ops.log1p(-u))  # 1 - u in (0, 1]: finite
+    angle = v * (2.0 * math.pi)
+    normals = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)], axis=0)
+    if not (isinstance(size, int) and size % 2 == 0):
+        normals = normals[:size]
+    return ops.reshape(normals, shape)
+
+
 def random_shape(x):
     return tuple(x.shape)
 

@@ -94,6 +94,11 @@ def uniform(shape, seed, dtype):
     return jax.random.uniform(seed, tuple(shape), dtype=dtype)
 
 
+def normal(shape, seed, dtype):
+    """Standard normals of `shape`, a function of the key alone (`jax.random.normal`)."""
+    return jax.random.normal(seed, tuple(shape), dtype=dtype)
+
+
 def replica_seed(seed):
     """Under `keras.distribution.DataParallel` the noise is one array sharded like the batch: nothing to fold."""
     return seed

@@ -7,7 +7,6 @@ from keras import ops
 from keras_nsde import optional
 from keras_nsde.backend.generic import (  # noqa: F401
     Weights,
-    accelerated,
     check_dtype,
     compile_function,
     compile_stateful,
@@ -22,21 +21,39 @@ MASK = (1 << 64) - 1
 
 
 def seed(values):
-    """A per-call seed, int64 of shape (2,)."""
-    return torch.as_tensor(ops.convert_to_numpy(values), dtype=torch.int64)
+    """A per-call seed as two Python ints: PyTorch samples eagerly, so no tensor (and no `.item()` per step) is needed."""
+    return tuple(int(v) for v in ops.convert_to_numpy(values))
 
 
 def fold_in(seed, n):
-    """(mix(seed), n): the seed of step n."""
-    return torch.as_tensor([_signed(_mix(*(int(v) for v in seed))), int(n)], dtype=torch.int64)
+    """(mix(seed), n): the seed of step n, two Python ints."""
+    return (_signed(_mix(*seed)), int(n))
 
 
 def uniform(shape, seed, dtype):
     """Uniforms in [0, 1) from a torch.Generator seeded by the (2,) seed: the same seed, the same numbers."""
     device = ops.convert_to_tensor(0.0).device
+    shape = tuple(int(d) for d in shape)
+    return torch.rand(shape, generator=_generator(seed, device), dtype=getattr(torch, dtype), device=device)
+
+
+def normal(shape, seed, dtype):
+    """Standard normals from a torch.Generator seeded by the (2,) seed: one `torch.randn` kernel.
+
+    A fresh generator per seed keeps sampling stateless (step n's numbers
+    depend on (seed, n) alone, so the pathwise and reversible gradients replay
+    them); Box-Muller in keras.ops would be seven eager kernels per step.
+    torch's CPU generator keeps the low 32 bits of its seed.
+    """
+    device = ops.convert_to_tensor(0.0).device
+    shape = tuple(int(d) for d in shape)
+    return torch.randn(shape, generator=_generator(seed, device), dtype=getattr(torch, dtype), device=device)
+
+
+def _generator(seed, device):
     generator = torch.Generator(device=device)
-    generator.manual_seed(_mix(*(int(v) for v in seed)) & ((1 << 63) - 1))
-    return torch.rand(tuple(int(d) for d in shape), generator=generator, dtype=getattr(torch, dtype), device=device)
+    generator.manual_seed(_mix(*seed) & ((1 << 63) - 1))
+    return generator
 
 
 def _mix(a, b):
@@ -49,6 +66,31 @@ def _mix(a, b):
 
 def _signed(word):
     return word - (1 << 64) if word >= 1 << 63 else word
+
+
+def accelerated(op, x):
+    """PyTorch's faster drop-in for `op` on x, or None (then the keras.ops version runs).
+
+    "same_conv2d": the convolution of the channels-last state through its NCHW view (`same_conv2d`).
+    """
+    return same_conv2d if op == "same_conv2d" else None
+
+
+def same_conv2d(x, kernel):
+    """conv2d(x, kernel), stride 1, 'same' zero padding, x `(batch, H, W, C_in)`, kernel `(k, k, C_in, C_out)`.
+
+    x's NCHW view (a permute, no copy) has channels-last strides, which
+    oneDNN convolves as they are and answers in the same layout, so the
+    permute back is again a view. Keras' `ops.conv` copies x to contiguous
+    NCHW and back, in the forward and again in the backward pass.
+    """
+    x, kernel = x.permute(0, 3, 1, 2), kernel.permute(3, 2, 0, 1)
+    height, width = kernel.shape[2:]
+    if height % 2 and width % 2:
+        return torch.nn.functional.conv2d(x, kernel, padding="same").permute(0, 2, 3, 1)
+    # An even kernel: Keras' 'same' pads the extra row and column after, explicitly here.
+    padding = ((width - 1) // 2, width // 2, (height - 1) // 2, height // 2)
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, padding), kernel).permute(0, 2, 3, 1)
 
 
 def replica_seed(seed):

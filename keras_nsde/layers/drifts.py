@@ -3,7 +3,11 @@
 import keras
 from keras import ops
 
+<<<<<<< HEAD
 from keras_nsde import validation
+=======
+from keras_nsde.layers.direct_call import call_layer
+>>>>>>> peers2
 from keras_nsde.layers.group_norm import GroupNorm
 from keras_nsde.layers.time_conv import TimeConv2D
 
@@ -59,8 +63,8 @@ class ConvDrift(keras.layers.Layer):
 
     def call(self, h, t):
         for norm, conv in zip(self.norms, self.convs):
-            h = conv(norm(h), t)  # norm includes the ReLU
-        return self.norms[-1](h)
+            h = call_layer(conv, call_layer(norm, h), t)  # norm includes the ReLU
+        return call_layer(self.norms[-1], h)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -117,8 +121,8 @@ class MLPDrift(keras.layers.Layer):
         time_column = ops.ones_like(h[:, :1]) * ops.cast(t, h.dtype)
         x = h
         for layer in self.hidden:
-            x = layer(ops.concatenate([x, time_column], axis=-1))
-        return self.out(ops.concatenate([x, time_column], axis=-1))
+            x = call_layer(layer, ops.concatenate([x, time_column], axis=-1))
+        return call_layer(self.out, ops.concatenate([x, time_column], axis=-1))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

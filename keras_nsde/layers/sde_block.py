@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_nsde import backend, brownian, diffusions, gradients, solvers, validation
 from keras_nsde.brownian import GivenIncrements
+from keras_nsde.layers.direct_call import call_as_layer, call_layer
 from keras_nsde.layers.drifts import default_drift
 from keras_nsde.solvers import Grid, SaveAt, SDETerms
 
@@ -130,7 +131,9 @@ class SDEBlock(keras.layers.Layer):
     def build(self, input_shape):
         if self.drift is None:
             self.drift = default_drift(input_shape, dtype=self.dtype_policy)
-        self.drift_takes_time = "t" in inspect.signature(self.drift.call).parameters
+        drift_parameters = inspect.signature(self.drift.call).parameters
+        self.drift_takes_time = "t" in drift_parameters
+        self.drift_call_is_plain = not {"training", "mask"} & set(drift_parameters)
         drift_output = self._symbolic_drift_call(input_shape)
         if tuple(drift_output.shape[1:]) != tuple(input_shape[1:]):
             raise ValueError(
@@ -152,13 +155,20 @@ class SDEBlock(keras.layers.Layer):
         return self.drift(h, t=t) if self.drift_takes_time else self.drift(h)
 
     def drift_fn(self, h, t):
-        """f(h, t; w), in h's dtype even if the drift has another dtype policy."""
-        f = self.drift(h, t=t) if self.drift_takes_time else self.drift(h)
-        return ops.cast(f, h.dtype)
+        """f(h, t; w), in h's dtype even if the drift has another dtype policy.
+
+        A drift whose `call` takes no `training` or `mask` (which `__call__`
+        fills in from the call context) is called through `call` where
+        `direct_call.can_call_directly` allows: the solver calls it at every
+        step, and Keras' per-call bookkeeping is most of an eager step's time.
+        """
+        call = call_layer if self.drift_call_is_plain else call_as_layer
+        f = call(self.drift, h, t=t) if self.drift_takes_time else call(self.drift, h)
+        return f if f.dtype == h.dtype else ops.cast(f, h.dtype)
 
     def diffusion_fn(self, h, t, f):
         """G(h, t; v), in h's dtype even if the diffusion has another dtype policy."""
-        g = self.diffusion(h, t, f)
+        g = call_layer(self.diffusion, h, t, f)
         if not hasattr(g, "shape"):
             raise ValueError(
                 f"The diffusion {self.diffusion.name!r} must return G, a tensor with the state's shape "
@@ -169,7 +179,7 @@ class SDEBlock(keras.layers.Layer):
                 f"The diffusion {self.diffusion.name!r} must return G with the state's shape (diagonal noise, "
                 f"G * dW elementwise). Received: G of shape {tuple(g.shape)} for a state of shape {tuple(h.shape)}"
             )
-        return ops.cast(g, h.dtype)
+        return g if g.dtype == h.dtype else ops.cast(g, h.dtype)
 
     def diffusion_derivative_fn(self, h, t, f):
         """dG_i/dh_i in h's dtype, or None when the diffusion has no closed form."""

@@ -21,11 +21,11 @@ from keras_nsde.backend.tensorflow.kernels import conv_ops
 
 
 def same_conv2d(x, kernel):
-    """conv2d(x, kernel), stride 1, 'same' zero padding, for odd square kernels.
+    """conv2d(x, kernel), stride 1, 'same' zero padding (faster kernels for odd square kernels).
 
     Args:
         x: `(batch, height, width, C_in)`.
-        kernel: `(k, k, C_in, C_out)` with k odd.
+        kernel: `(k, k, C_in, C_out)`; other kernels run `tf.nn.conv2d` itself.
 
     Returns:
         `(batch, height, width, C_out)`; values and gradients equal
@@ -33,7 +33,9 @@ def same_conv2d(x, kernel):
     """
     if conv_ops.can_winograd(x, kernel):
         return conv_ops.winograd_conv2d(x, kernel)
-    if tf.config.list_physical_devices("GPU"):
+    height, width = kernel.shape[:2]
+    if tf.config.list_physical_devices("GPU") or height != width or height % 2 == 0:
+        # the forward-kernel gradient pads k // 2 on each side: an odd square kernel only
         return tf.nn.conv2d(x, kernel, 1, "SAME")
     return _conv_with_forward_gradients(x, kernel)
 
