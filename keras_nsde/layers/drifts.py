@@ -3,11 +3,8 @@
 import keras
 from keras import ops
 
-<<<<<<< HEAD
 from keras_nsde import validation
-=======
 from keras_nsde.layers.direct_call import call_layer
->>>>>>> peers2
 from keras_nsde.layers.group_norm import GroupNorm
 from keras_nsde.layers.time_conv import TimeConv2D
 
