@@ -339,3 +339,22 @@ def test_bad_call_and_sampling_arguments_are_value_errors_naming_them():
         model.fit(sequences(), sequences(), verbose=0)
     with pytest.raises(ValueError, match="built"):
         LatentSDE(TIMES).sample(TIMES)
+
+
+def test_elbo_estimate_averages_posterior_paths_with_the_exact_initial_kl():
+    model = small_model(max_step=0.15)
+    x = ops.convert_to_tensor(sequences())
+    one_path = model.elbo(x, n=1, seed=7)  # z0 from seed [7, 0], the path from [7, 1]
+    ctx, mean, log_std = model.encode(x)
+    z0 = mean + ops.exp(log_std) * brownian_normal(np.array([7, 0], "int32"), mean)
+    z, path_kl = model.posterior_solve(ctx, z0, model.times, np.array([7, 1], "int32"))
+    log_px = masked_log_likelihood(x, model.decoder(ops.moveaxis(z, 0, 1)), model.observation_scales())
+    initial_kl = model(x, training=False)["initial_kl"]
+    for name, value in (("log_likelihood", log_px), ("path_kl", path_kl), ("initial_kl", initial_kl)):
+        np.testing.assert_allclose(numpy(one_path[name]), numpy(value), rtol=1e-5, err_msg=name)
+    np.testing.assert_allclose(
+        numpy(one_path["elbo"]), numpy(log_px - path_kl - initial_kl), rtol=1e-5
+    )
+    draws = np.stack([numpy(model.elbo(x, n=1, seed=s)["elbo"]) for s in range(30)])
+    many = numpy(model.elbo(x, n=300, seed=100)["elbo"])
+    assert np.all(np.abs(many - draws.mean(0)) < 4 * draws.std(0) / np.sqrt(30) + 1e-3)

@@ -395,24 +395,66 @@ class LatentSDE(keras.Model):
         Returns:
             `(n, batch, T, D)`; with `return_latents`, (that, the latent paths `(n, batch, T, d)`).
         """
-        self._check_built("reconstruct")
+        x, times, n, seeds = self._sampling_arguments("reconstruct", x, times, n, seed)
+        z, _, _ = self._posterior_draws(x, times, n, seeds)
+        batch = x.shape[0]
+        decoded = ops.reshape(
+            self.decode(z, seeds.next if observation_noise else None), (n, batch, len(times), self.observation_dim)
+        )
+        if return_latents:
+            return decoded, ops.reshape(z, (n, batch, len(times), self.latent_dim))
+        return decoded
+
+    def elbo(self, x, times=None, n=1, seed=None):
+        """The ELBO of each sequence with the KL weight 1, estimated with n posterior paths each.
+
+            ELBO = E_q[ sum_k log p(x(t_k) | z(t_k)) ] - E_q[ path KL ] - KL(q(z0) || p(z0))
+
+        (the last term in closed form). `evaluate` reports the noise-off
+        version (the posterior mean path), which is not an estimate of it.
+
+        Args:
+            x: sequences `(batch, T, D)`, NaN where missing.
+            times: their T observation times (default: the model's).
+            n: posterior paths per sequence.
+            seed: int seed; None: the model's SeedGenerator.
+
+        Returns:
+            A dict of `(batch,)` tensors: "elbo", "log_likelihood", "path_kl", "initial_kl".
+        """
+        x, times, n, seeds = self._sampling_arguments("elbo", x, times, n, seed)
+        z, path_kl, (mean, log_std) = self._posterior_draws(x, times, n, seeds)
+        repeated = ops.reshape(ops.repeat(ops.expand_dims(x, 0), n, axis=0), (-1,) + tuple(x.shape[1:]))
+        scale = ops.cast(self.observation_scales(), x.dtype)
+        log_likelihood = masked_log_likelihood(repeated, self.decoder(z), scale, self.likelihood)
+        log_likelihood, path_kl = (ops.mean(ops.reshape(v, (n, -1)), axis=0) for v in (log_likelihood, path_kl))
+        initial_kl = diagonal_gaussian_kl(mean, log_std, self.prior_mean, self.prior_log_std)
+        return {
+            "elbo": log_likelihood - path_kl - initial_kl,
+            "log_likelihood": log_likelihood,
+            "path_kl": path_kl,
+            "initial_kl": initial_kl,
+        }
+
+    def _sampling_arguments(self, method, x, times, n, seed):
+        """(x as a tensor, times, n, SampleSeeds), checked."""
+        self._check_built(method)
         times = self.times if times is None else observation_times("times", times)
         n = validation.integer("n", n, minimum=1)
         x = ops.convert_to_tensor(x, self.compute_dtype)
         self._check_inputs(x, times, "x")
-        seeds = SampleSeeds(self, seed)
+        return x, times, n, SampleSeeds(self, seed)
+
+    def _posterior_draws(self, x, times, n, seeds):
+        """n posterior paths per sequence: (z `(n * batch, T, d)`, path KL `(n * batch,)`, (m_q, log s_q) `(batch, d)`)."""
         ctx, mean, log_std = self.encode(x)
-        batch = x.shape[0]
-        ctx = ops.reshape(ops.repeat(ops.expand_dims(ctx, 0), n, axis=0), (n * batch,) + tuple(ctx.shape[1:]))
-        mean, log_std = (ops.reshape(ops.repeat(ops.expand_dims(v, 0), n, axis=0), (n * batch, -1)) for v in (mean, log_std))
-        z0 = mean + ops.exp(log_std) * brownian_normal(seeds.next(), mean)
-        z, _ = self.posterior_solve(ctx, z0, times, seeds.next(), gradient="autodiff")
-        z = ops.moveaxis(z, 0, 1)
-        decoded = self.decode(z, seeds.next if observation_noise else None)
-        decoded = ops.reshape(decoded, (n, batch, len(times), self.observation_dim))
-        if return_latents:
-            return decoded, ops.reshape(z, (n, batch, len(times), self.latent_dim))
-        return decoded
+        ctx_n, mean_n, log_std_n = (
+            ops.reshape(ops.repeat(ops.expand_dims(v, 0), n, axis=0), (-1,) + tuple(v.shape[1:]))
+            for v in (ctx, mean, log_std)
+        )
+        z0 = mean_n + ops.exp(log_std_n) * brownian_normal(seeds.next(), mean_n)
+        z, path_kl = self.posterior_solve(ctx_n, z0, times, seeds.next(), gradient="autodiff")
+        return ops.moveaxis(z, 0, 1), path_kl, (mean, log_std)
 
     def _check_built(self, method):
         if not self.built:
