@@ -13,6 +13,8 @@ EXTRAS = {
     "plots": "matplotlib",
     "stats": "scipy",
     "dopri5": "tensorflow-probability and tf_keras",
+    "timeseries": "statsmodels",
+    "bench": "PyTorch and torchsde",
 }
 
 
