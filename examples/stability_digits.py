@@ -31,7 +31,8 @@ def train_digits(sigma, epochs, seed=0):
     diffusion = "multiplicative" if sigma > 0 else "none"
     model = paper_classifier("digits", diffusion, sigma=sigma if sigma > 0 else None, seed=seed)
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(data.load("digits", "train", batch_size=32, seed=seed), epochs=epochs, verbose=0)
+    stop = keras_nsde.callbacks.StopOnNonFiniteLoss(hint=f"sigma={sigma} may be too large for this learning rate.")
+    model.fit(data.load("digits", "train", batch_size=32, seed=seed), epochs=epochs, verbose=0, callbacks=[stop])
     return model
 
 

@@ -4,14 +4,21 @@
     python examples/train.py --dataset cifar10 --diffusion multiplicative --data-dir ~/tensorflow_datasets
 
 Writes OUT/results.json (clean, test-time-noise and PGD accuracy), OUT/model.keras,
-OUT/saved_model/ (signatures `serving_default`: images -> logits with the noise
-off; `serving_ttn`: images -> class probabilities averaged over --ttn-samples
-noisy passes), OUT/log.csv, OUT/checkpoint.keras, and OUT/backup/ for resuming:
-run the same command again after an interruption and training continues
-from the last finished epoch.
+OUT/saved_model/ (TensorFlow backend only; signatures `serving_default`: images ->
+logits with the noise off; `serving_ttn`: images -> class probabilities averaged
+over --ttn-samples noisy passes), OUT/log.csv, OUT/checkpoint.keras, and
+OUT/backup/ for resuming: run the same command again after an interruption and
+training continues from the last finished epoch.
+
+Runs on every Keras backend (KERAS_BACKEND=jax or torch). On TensorFlow the
+data come through tf.data pipelines (`keras_nsde.data.load`); on JAX and
+PyTorch the digits come as NumPy arrays, shuffled by `fit`, and TensorFlow is
+not needed (the other datasets are tf.data pipelines on every backend).
+--distribute and the SavedModel export are TensorFlow's.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -20,12 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from keras_nsde import optional  # noqa: E402
-
-# SavedModel export and tf.distribute need TensorFlow whatever the Keras backend.
-tf = optional.require("tensorflow", extra="tensorflow")
-
-tf.get_logger().setLevel("ERROR")  # one trace per TestTimeEnsemble reads as "retracing"
 
 import keras_nsde  # noqa: E402
 from keras_nsde import brownian, data, evaluation, solvers  # noqa: E402
@@ -54,7 +55,7 @@ def parse_args(argv=None):
     parser.add_argument("--gradient", default="autodiff", choices=["autodiff", "pathwise", "reversible"],
                         help="reversible: with --solver reversible_heun")
     parser.add_argument("--solver", default="euler_maruyama", choices=["euler_maruyama", "milstein", "reversible_heun", "dopri5"],
-                        help="dopri5: TFP's adaptive Dormand-Prince (with --diffusion none); reversible_heun: Stratonovich")
+                        help="dopri5: adaptive Dormand-Prince (with --diffusion none); reversible_heun: Stratonovich")
     parser.add_argument("--interpretation", default=None, choices=["stratonovich", "ito"],
                         help="with --solver reversible_heun: the SDE it solves (default stratonovich)")
     parser.add_argument("--increments", default="gaussian", choices=["gaussian", "bernoulli"])
@@ -78,6 +79,9 @@ def parse_args(argv=None):
     if args.interpretation is not None and args.solver != "reversible_heun":
         parser.error(f"--interpretation applies to --solver reversible_heun. Received: --interpretation "
                      f"{args.interpretation} with --solver {args.solver}")
+    if args.distribute != "none" and keras.backend.backend() != "tensorflow":
+        parser.error(f"--distribute {args.distribute} needs the tensorflow backend (tf.distribute). "
+                     f"Received: --distribute {args.distribute} with KERAS_BACKEND={keras.backend.backend()}")
     if args.keep_prob is not None and args.increments != "bernoulli":
         parser.error(f"--keep-prob applies to --increments bernoulli. Received: --keep-prob {args.keep_prob} "
                      f"with --increments {args.increments}")
@@ -89,12 +93,24 @@ def parse_args(argv=None):
 
 
 def strategy_for(name):
-    """tf.distribute strategy for --distribute (multi-host: set TF_CONFIG on every worker)."""
+    """tf.distribute strategy for --distribute (multi-host: set TF_CONFIG on every worker); none off TensorFlow."""
+    if keras.backend.backend() != "tensorflow":
+        return NoStrategy()
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # one trace per TestTimeEnsemble reads as "retracing"
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+class NoStrategy:
+    """One device, as on JAX and PyTorch: `scope()` does nothing."""
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 def work_around_multiworker_fit(model, strategy):
@@ -107,6 +123,7 @@ def work_around_multiworker_fit(model, strategy):
     worker's local share of the batch instead, and its train function runs
     the model's own `train_step` on every replica and averages the logs.
     """
+    import tensorflow as tf
 
     def build_on_local_batch(iterator=None, data_batch=None):
         if iterator is not None:
@@ -166,10 +183,7 @@ def train(args, callbacks=()):
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    train_set = data.load(
-        args.dataset, "train", args.batch_size, shuffle=args.shuffle, data_dir=args.data_dir, limit=args.subset, seed=args.seed
-    )
-    steps_per_epoch = int(train_set.cardinality()) if train_set.cardinality() > 0 else 1
+    training_data, steps_per_epoch = training_set(args)
     with strategy.scope():
         model = build_compiled_model(args, steps_per_epoch)
     if args.distribute == "multiworker":
@@ -187,9 +201,23 @@ def train(args, callbacks=()):
         *callbacks,
     ]
     start = time.perf_counter()
-    # shuffle=False: the tf.data pipeline shuffles (Keras would warn that it ignores shuffle=True).
-    history = model.fit(train_set, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose, shuffle=False)
+    history = model.fit(**training_data, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
     return model, history.history, time.perf_counter() - start
+
+
+def training_set(args):
+    """`fit`'s data arguments and the steps per epoch: NumPy digits off TensorFlow, else a tf.data pipeline."""
+    if args.dataset == "digits" and keras.backend.backend() != "tensorflow":
+        images, labels = data.digits_arrays("train")
+        images, labels = images[: args.subset], labels[: args.subset]
+        steps = -(-len(images) // args.batch_size)
+        return {"x": images, "y": labels, "batch_size": args.batch_size, "shuffle": args.shuffle}, steps
+    train_set = data.load(
+        args.dataset, "train", args.batch_size, shuffle=args.shuffle, data_dir=args.data_dir, limit=args.subset, seed=args.seed
+    )
+    steps = int(train_set.cardinality()) if train_set.cardinality() > 0 else 1
+    # shuffle=False: the tf.data pipeline shuffles (Keras would warn that it ignores shuffle=True).
+    return {"x": train_set, "shuffle": False}, steps
 
 
 def test_arrays(args, limit=None):
@@ -231,6 +259,7 @@ def export_saved_model(model, path, ttn_samples):
 
     Traced while saving, where keras_nsde uses TensorFlow's own ops: it loads without keras_nsde.
     """
+    import tensorflow as tf
     spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="images")
     ensemble = evaluation.TestTimeEnsemble(model, samples=ttn_samples, noise=True)
     archive = keras.export.ExportArchive()
@@ -245,7 +274,8 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     model, history, train_seconds = train(args)
     model.save(os.path.join(args.out, "model.keras"))
-    export_saved_model(model, os.path.join(args.out, "saved_model"), args.ttn_samples)
+    if keras.backend.backend() == "tensorflow":  # a SavedModel is TensorFlow's format
+        export_saved_model(model, os.path.join(args.out, "saved_model"), args.ttn_samples)
     results = {
         "dataset": args.dataset,
         "diffusion": args.diffusion,
@@ -261,7 +291,7 @@ def run(args):
         **evaluate(model, args),
     }
     if args.solver == "dopri5":
-        results["nfe_last_batch"] = int(model.get_layer("sde_block").nfe.numpy())
+        results["nfe_last_batch"] = int(keras.ops.convert_to_numpy(model.get_layer("sde_block").nfe.value))
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     return model, results

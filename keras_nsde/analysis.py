@@ -9,12 +9,15 @@ so sigma^2 > 2L makes perturbations decay exponentially. These functions
 measure the left side on a block's own trajectories and estimate L.
 """
 
+import numbers
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_nsde import backend
 from keras_nsde.diffusions import Multiplicative
+from keras_nsde.evaluation import arguments
 
 
 def _per_example_norm(x):
@@ -33,7 +36,8 @@ def lyapunov_exponent(block, h0, perturbation=1e-4, noise_seed=None, noise=True,
 
     Each example gets eps_0 in a random direction with ||eps_0|| =
     perturbation * ||h0|| (or `perturbation` where h0 is zero). Both states
-    are integrated with the block's scheme on the same increments.
+    are integrated with the block's scheme on the same increments, in one
+    compiled function (`jax.jit` on JAX, a `tf.function` on TensorFlow).
 
     Args:
         block: a built `SDEBlock` with a fixed-step solver.
@@ -47,20 +51,28 @@ def lyapunov_exponent(block, h0, perturbation=1e-4, noise_seed=None, noise=True,
     Returns:
         lambda (float), or (lambda, times, curve) with `return_curve`.
     """
+    perturbation = arguments.number("perturbation", perturbation, inclusive=False)
+    seed = arguments.integer("seed", seed, minimum=0)
+    return_curve = arguments.boolean("return_curve", return_curve)
     h0 = ops.convert_to_tensor(h0, block.compute_dtype)
     direction = keras.random.normal(h0.shape, dtype=h0.dtype, seed=seed)
     scale = _per_example_norm(h0)
     scale = ops.where(scale > 0, perturbation * scale, ops.cast(perturbation, h0.dtype))
     eps0 = direction / _per_example(_per_example_norm(direction), h0) * _per_example(scale, h0)
-    if noise and block.diffusion.is_noisy and noise_seed is None:
-        noise_seed = block.new_noise_seed()
+    noisy = bool(noise) and block.diffusion.is_noisy
+    if noisy:
+        noise_seed = block.new_noise_seed() if noise_seed is None else noise_seed
+        if isinstance(noise_seed, numbers.Integral):
+            noise_seed = [int(noise_seed), 0]
+        noise_seed = ops.convert_to_tensor(noise_seed, "int32")
 
-    def difference_norms(h0, eps0):
-        path = block.brownian_path(h0, noise_seed) if noise and block.diffusion.is_noisy else None
+    def difference_norms(h0, eps0, *noise_seed):
+        path = block.brownian_path(h0, noise_seed[0]) if noisy else None
         difference = block.trajectory(h0 + eps0, path) - block.trajectory(h0, path)
         return ops.norm(ops.reshape(difference, (block.num_steps + 1, h0.shape[0], -1)), axis=-1)
 
-    norms = ops.convert_to_numpy(backend.get().trace(difference_norms)(h0, eps0))  # (N + 1, batch)
+    compiled = backend.get().compile_stateful(difference_norms, block.variables)
+    norms = ops.convert_to_numpy(compiled(h0, eps0, *([noise_seed] if noisy else [])))  # (N + 1, batch)
     log_ratio = np.log(norms / norms[0]).mean(axis=1)
     duration = block.t1 - block.t0
     exponent = float(log_ratio[-1] / duration)
@@ -74,12 +86,23 @@ def lipschitz_estimate(block, h0, iterations=20, seed=0):
 
     Power iteration on J^T J with J = df/dh at each state (h_n, t_n):
     forward-mode J v, then reverse-mode J^T (J v) (the backend's
-    `jacobian_products`). It is a local lower
+    `jacobian_products`), one compiled iteration (`jax.jit` on JAX, a
+    `tf.function` on TensorFlow) called `iterations` times. It is a local lower
     estimate of the drift's Lipschitz constant L over the states visited
     (the batch is treated as one block-diagonal Jacobian, so this is the
     largest over the examples).
     """
-    states = block.trajectory(ops.convert_to_tensor(h0, block.compute_dtype))
+    iterations = arguments.integer("iterations", iterations)
+    seed = arguments.integer("seed", seed, minimum=0)
+    compile_stateful = backend.get().compile_stateful
+    states = compile_stateful(block.trajectory, block.variables)(ops.convert_to_tensor(h0, block.compute_dtype))
+
+    def power_step(h, t, v):
+        """||J v|| and the next direction J^T J v / ||J^T J v|| at (h, t)."""
+        jv, jtjv = backend.get().jacobian_products(lambda h: block.drift_fn(h, t), h, v)
+        return ops.norm(ops.reshape(jv, (-1,))), jtjv / ops.norm(ops.reshape(jtjv, (-1,)))
+
+    power_step = compile_stateful(power_step, block.variables)
     times = np.linspace(block.t0, block.t1, block.num_steps + 1)
     largest = 0.0
     for n, t in enumerate(times):
@@ -88,10 +111,8 @@ def lipschitz_estimate(block, h0, iterations=20, seed=0):
         v = keras.random.normal(h.shape, dtype=h.dtype, seed=seed + 1)
         v = v / ops.norm(ops.reshape(v, (-1,)))
         for _ in range(iterations):
-            jv, jtjv = backend.get().jacobian_products(lambda h, t=t: block.drift_fn(h, t), h, v)
-            singular_value = float(ops.norm(ops.reshape(jv, (-1,))))
-            v = jtjv / ops.norm(ops.reshape(jtjv, (-1,)))
-        largest = max(largest, singular_value)
+            singular_value, v = power_step(h, t, v)
+        largest = max(largest, float(ops.convert_to_numpy(singular_value)))
     return largest
 
 

@@ -13,6 +13,8 @@ EXTRAS = {
     "plots": "matplotlib",
     "stats": "scipy",
     "dopri5": "tensorflow-probability and tf_keras",
+    "dopri5-jax": "diffrax",
+    "dopri5-torch": "torchdiffeq",
     "timeseries": "statsmodels",
     "bench": "PyTorch and torchsde",
 }

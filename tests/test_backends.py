@@ -266,26 +266,15 @@ def test_test_time_ensemble_averages_noisy_predictions():
     np.testing.assert_allclose(ensemble.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["multiplicative_default_drift", "additive_trajectory", "paper_classifier_digits"])
+@pytest.mark.parametrize(
+    "name", ["multiplicative_default_drift", "additive_trajectory", "paper_classifier_digits", "dopri5_ode"]
+)
 def test_keras_file_saved_under_tensorflow_gives_the_same_inference(name):
     """Files written by tests/data/saved_under_tensorflow/generate.py under TensorFlow."""
     reference = np.load(os.path.join(SAVED_UNDER_TENSORFLOW, "outputs.npz"))
     model = keras.saving.load_model(os.path.join(SAVED_UNDER_TENSORFLOW, f"{name}.keras"))
     x = reference["x"][..., : model.input_shape[-1]]
     np.testing.assert_allclose(numpy(model(x, training=False)), reference[name], rtol=1e-4, atol=1e-5)
-
-
-def test_features_a_backend_lacks_are_value_errors_naming_backend_and_feature():
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        pytest.skip("TensorFlow has every feature")
-    with pytest.raises(ValueError, match=rf"(?s)Dopri5.*backend='{backend}'"):
-        keras_nsde.SDEBlock(solver="dopri5")
-    if backend == "jax":  # PyTorch has cleverhans.torch (tests/test_attacks.py)
-        with pytest.raises(ValueError, match=rf"(?s)projected_gradient_descent.*backend='{backend}'"):
-            keras_nsde.evaluation.pgd_accuracy(classifier(), images(2), np.zeros(2, "int64"), [0.5], steps=1)
-    with pytest.raises(ValueError, match=rf"(?s)jit_compile=True.*backend='{backend}'"):
-        keras_nsde.evaluation.ensemble_predict(classifier(), images(2), samples=2, jit_compile=True)
 
 
 WITHOUT_TENSORFLOW = """
@@ -296,16 +285,35 @@ model = keras.Sequential([keras.Input((8, 8, 4)), keras_nsde.SDEBlock(diffusion=
                           keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
 model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 model.fit(np.random.rand(8, 8, 8, 4).astype("float32"), np.zeros(8), verbose=0)
-keras_nsde.evaluation.ensemble_predict(model, np.random.rand(2, 8, 8, 4).astype("float32"), samples=2)
+keras_nsde.evaluation.ensemble_predict(model, np.random.rand(2, 8, 8, 4).astype("float32"), samples=2, jit_compile=True)
+if "--features" in sys.argv:
+    import keras_nsde.data
+    keras_nsde.evaluation.pgd_accuracy(model, np.random.rand(2, 8, 8, 4).astype("float32"), [0, 1], [0.5], steps=1,
+                                       eot_samples=2, ttn_samples=2)
+    x, y = keras_nsde.data.digits_arrays("test")
+    ode = keras.Sequential([keras.Input((64,)), keras_nsde.SDEBlock(solver="dopri5"), keras.layers.Dense(10)])
+    ode.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ode.fit(x[:32].reshape(32, 64), y[:32], verbose=0)
 print("tensorflow imported:", "tensorflow" in sys.modules)
 """
 
 
-def test_import_train_and_predict_do_not_import_tensorflow_on_jax_and_torch():
+def run_without_tensorflow(*args):
     backend = keras.backend.backend()
     if backend == "tensorflow":
         pytest.skip("TensorFlow is the backend")
     env = {**os.environ, "KERAS_BACKEND": backend}
-    result = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TENSORFLOW, *args], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "tensorflow imported: False"
+
+
+def test_import_train_and_predict_do_not_import_tensorflow_on_jax_and_torch():
+    run_without_tensorflow()
+
+
+@pytest.mark.slow
+def test_attacks_with_eot_digits_and_dopri5_fit_do_not_import_tensorflow_on_jax_and_torch():
+    run_without_tensorflow("--features")

@@ -1,11 +1,18 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-import tensorflow_datasets as tfds
 from PIL import Image
 
+if keras.backend.backend() == "tensorflow":  # the tf.data tests below run on TensorFlow only (tests/conftest.py)
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
 from keras_nsde import data
-from keras_nsde.data.augment import random_crop_with_padding
 
 
 def first_batch(dataset):
@@ -13,6 +20,7 @@ def first_batch(dataset):
     return images.numpy(), labels.numpy()
 
 
+@pytest.mark.all_backends
 def test_digits_are_the_embedded_real_dataset_split_80_20():
     x_train, y_train = data.digits_arrays("train")
     x_test, y_test = data.digits_arrays("test")
@@ -68,6 +76,8 @@ def test_value_error_when_tiny_imagenet_has_no_folder():
 
 
 def test_random_crop_with_padding_shifts_by_at_most_the_padding():
+    from keras_nsde.data.augment import random_crop_with_padding
+
     image = tf.ones((6, 6, 1))
     crops = [random_crop_with_padding(2)(image, 0)[0].numpy() for _ in range(20)]
     assert all(c.shape == (6, 6, 1) for c in crops)
@@ -79,3 +89,46 @@ def test_random_crop_with_padding_shifts_by_at_most_the_padding():
 def test_value_error_for_unknown_dataset():
     with pytest.raises(ValueError, match="dataset='mnist'"):
         data.load("mnist", "train")
+
+
+# In a fresh interpreter on JAX or PyTorch where no import finder finds TensorFlow, as in a venv without it.
+WITHOUT_TENSORFLOW = """
+import json, sys
+
+class WithoutTensorFlow:
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        return None if name.split(".")[0] == "tensorflow" else self.finder.find_spec(name, path, target)
+
+    def __getattr__(self, attribute):
+        return getattr(self.finder, attribute)
+
+sys.meta_path[:] = [WithoutTensorFlow(finder) for finder in sys.meta_path]
+from keras_nsde import data
+x, y = data.digits_arrays("train")
+report = {"shape": list(x.shape), "labels": str(y.dtype)}
+for name, load in [("load", lambda: data.load("digits", "train")), ("augment", lambda: __import__("keras_nsde.data.augment"))]:
+    try:
+        load()
+        report[name] = None
+    except ImportError as error:
+        report[name] = str(error)
+report["tensorflow_imported"] = "tensorflow" in sys.modules
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.all_backends
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="the TensorFlow backend needs TensorFlow")
+def test_digits_without_tensorflow_and_pipelines_name_the_tensorflow_extra():
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    result = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW], capture_output=True, text=True, env=env,
+                            timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["shape"] == [1437, 8, 8, 1] and report["labels"] == "int32"
+    assert not report["tensorflow_imported"]
+    for feature in ("load", "augment"):
+        assert report[feature] is not None and "keras_nsde[tensorflow]" in report[feature], report[feature]

@@ -65,3 +65,30 @@ def test_compiled_ensembles_do_not_keep_their_model_alive(images):
     del model
     gc.collect()
     assert alive() is None
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_consecutive_compiled_ensemble_calls_draw_fresh_noise(images, jit_compile):
+    model = paper_classifier("digits", "additive", sigma=1.5, num_steps=2, seed=0)
+    first, second = (ensemble_predict(model, images, samples=2, jit_compile=jit_compile) for _ in range(2))
+    assert np.abs(first - second).max() > 1e-3
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_compiled_ensemble_equals_the_eager_passes_on_the_same_seeded_path(images, jit_compile):
+    """From the same seed generator state, the compiled predict and the eager log_probabilities draw one path."""
+    model = paper_classifier("digits", "multiplicative", sigma=1.0, num_steps=2, seed=4)
+    state = model.get_layer("sde_block").seed_generator.state
+    start = keras.ops.convert_to_numpy(state.value)
+    ensemble = evaluation.TestTimeEnsemble(model, samples=3, noise=True, jit_compile=jit_compile)
+    compiled = ensemble.predict(images)
+    assert not np.array_equal(keras.ops.convert_to_numpy(state.value), start)  # the compiled call advanced the seed
+    state.assign(start)
+    eager = np.exp(keras.ops.convert_to_numpy(ensemble.log_probabilities(keras.ops.convert_to_tensor(images))))
+    if jit_compile and keras.backend.backend() == "tensorflow":
+        # TensorFlow's XLA kernels map a seed to other (equally valid) numbers than its own kernels (README).
+        assert np.abs(compiled - eager).max() > 0
+    else:
+        np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
+    noiseless = evaluation.TestTimeEnsemble(model, samples=3, noise=False).predict(images)
+    assert np.abs(compiled - noiseless).max() > 1e-3  # the noise was on

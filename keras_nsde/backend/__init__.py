@@ -23,7 +23,11 @@ in `generic` and re-exported. The primitives (`PRIMITIVES`):
     replica_seed(seed)              the replica id folded into a seed under data-parallel training
     random_shape(x), size(shape)    shapes as the samplers take them
     executing_eagerly(x), check_dtype(dtype)
-    compile_function(function, input_shape, dtype, jit_compile), trace(function)
+    compile_function(function, input_shape, dtype, jit_compile, variables), compile_stateful(function, variables),
+    trace(function)                 compilation: a tf.function, a jax.jit with the variables passed as state, or eager
+    input_gradient(loss_fn, x)      d loss / dx, the attacks' gradient hook
+    dormand_prince(drift_fn, h0, t0, t1, rtol, atol, times, variables)
+                                    the backend's adaptive ODE solver with its adjoint gradient (TFP, diffrax, torchdiffeq)
     accelerated(op, x)              a faster drop-in implementation of a keras.ops op ("group_norm",
                                     "same_conv2d") for x where the backend has one (TensorFlow's CPU kernels), else None
 """
@@ -38,9 +42,12 @@ PRIMITIVES = (
     "accelerated",
     "check_dtype",
     "compile_function",
+    "compile_stateful",
+    "dormand_prince",
     "custom_vjp",
     "executing_eagerly",
     "fold_in",
+    "input_gradient",
     "jacobian_products",
     "loop",
     "random_shape",

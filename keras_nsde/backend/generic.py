@@ -85,11 +85,19 @@ def trace(function):
     return function
 
 
-def compile_function(function, input_shape, dtype, jit_compile=False):
-    """`function` itself, run eagerly (compiling it would freeze the SeedGenerator's state)."""
-    if jit_compile:
-        raise ValueError(
-            "jit_compile=True (a compiled test-time ensemble) is available on the tensorflow backend only. "
-            f"Received: backend={keras.backend.backend()!r}"
-        )
+def compile_function(function, input_shape, dtype, jit_compile=False, variables=()):
+    """`function` itself, run eagerly, with or without `jit_compile` (PyTorch).
+
+    Eager is what Keras' own PyTorch trainer runs by default. `torch.compile`
+    of the test-time ensemble does run, but breaks its graph at every step's
+    seeded `torch.Generator` (the noise) and at Keras' layer bookkeeping,
+    reaches its recompilation limit and spends minutes compiling even the
+    digits model, for no gain; so `jit_compile=True` is accepted and runs
+    eagerly as well.
+    """
+    return function
+
+
+def compile_stateful(function, variables=()):
+    """`function` itself, run eagerly (PyTorch): it reads and updates its Keras `variables` directly."""
     return function

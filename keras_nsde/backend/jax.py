@@ -2,11 +2,12 @@
 
 import jax
 import jax.numpy as jnp
+import keras
 
+from keras_nsde import optional
 from keras_nsde.backend.generic import (  # noqa: F401
     Weights,
     accelerated,
-    compile_function,
     random_shape,
     size,
     stateless,
@@ -119,3 +120,92 @@ def jacobian_products(function, x, v):
     y, jv = jax.jvp(function, (x,), (v,))
     _, pullback = jax.vjp(function, x)
     return jv, pullback(jv)[0]
+
+
+def compile_stateful(function, variables=()):
+    """`function(*arrays)` under `jax.jit`, with the Keras `variables` it reads and updates passed as state.
+
+    A jitted function must not read variables as constants (they would be
+    frozen into the compiled code) nor update them (an update inside the
+    trace would leak a tracer). So their values go in as arguments, are read
+    through a `keras.StatelessScope`, and their values at the end (a
+    `SeedGenerator`'s advanced state, a block's `nfe`) come out and are
+    assigned after the call: consecutive calls draw fresh noise, as they do
+    eagerly. Unchanged values are returned as they came in, which JAX forwards
+    without a copy.
+    """
+    variables = list(variables)
+
+    @jax.jit
+    def pure(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+            outputs = function(*args)
+            updated = [scope.get_current_value(variable) for variable in variables]
+        return outputs, updated
+
+    def call(*args):
+        outputs, updated = pure([variable.value for variable in variables], *args)
+        for variable, value in zip(variables, updated):
+            variable.assign(value)
+        return outputs
+
+    return call
+
+
+def compile_function(function, input_shape, dtype, jit_compile=False, variables=()):
+    """`function(x)` compiled by `jax.jit` (see `compile_stateful`), with or without `jit_compile`.
+
+    XLA is JAX's only compiler, so `jit_compile` changes nothing here; a new
+    input shape (a last, smaller batch) compiles once more.
+    """
+    return compile_stateful(function, variables)
+
+
+def input_gradient(loss_fn, x):
+    """d loss_fn(x) / dx for a scalar loss (the attacks' gradient hook)."""
+    return jax.grad(loss_fn)(x)
+
+
+# Dormand-Prince's stages per step: 7, the first shared with the last of the step before (FSAL).
+DOPRI5_EVALUATIONS_PER_STEP = 6
+
+
+def dormand_prince(drift_fn, h0, t0, t1, rtol, atol, times=None, variables=()):
+    """Integrates dh = f(h, t) dt with diffrax's Dopri5 under a PID step-size controller (rtol, atol).
+
+    The gradient is diffrax's `BacksolveAdjoint`: the continuous adjoint ODE
+    solved backwards from t1, as TensorFlow Probability's on TensorFlow and
+    torchdiffeq's `odeint_adjoint` on PyTorch, so the three backends give the
+    same kind of gradient (accurate to the tolerances, memory independent of
+    the number of steps). diffrax's default, `RecursiveCheckpointAdjoint`,
+    differentiates the discrete steps instead (exact for the discrete solve,
+    memory growing with the steps). The adjoint differentiates only the
+    solve's arguments, so the drift's weights (`variables`) go in as `args`
+    and are read through a `keras.StatelessScope`.
+
+    Returns:
+        (h(t1), or the states at `times` stacked on axis 0; NFE), NFE being the
+        drift evaluations of the forward solve: one at t0, then six per
+        attempted step (accepted or rejected), 1 + 6 * diffrax's `num_steps`.
+    """
+    diffrax = optional.require("diffrax", extra="dopri5-jax")
+    variables = list(variables)
+
+    def vector_field(t, h, values):
+        return stateless(lambda: drift_fn(h, jnp.asarray(t, h.dtype)), variables)(*values)
+
+    saveat = diffrax.SaveAt(t1=True) if times is None else diffrax.SaveAt(ts=jnp.asarray(times, h0.dtype))
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(vector_field),
+        diffrax.Dopri5(),
+        t0,
+        t1,
+        None,
+        h0,
+        args=tuple(variable.value for variable in variables),
+        saveat=saveat,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        adjoint=diffrax.BacksolveAdjoint(),
+    )
+    states = solution.ys[-1] if times is None else solution.ys
+    return states, 1 + DOPRI5_EVALUATIONS_PER_STEP * solution.stats["num_steps"]

@@ -4,11 +4,13 @@ import keras
 import torch
 from keras import ops
 
+from keras_nsde import optional
 from keras_nsde.backend.generic import (  # noqa: F401
     Weights,
     accelerated,
     check_dtype,
     compile_function,
+    compile_stateful,
     loop,
     random_shape,
     size,
@@ -125,3 +127,39 @@ def jacobian_products(function, x, v):
     _, jv = torch.func.jvp(function, (x,), (v,))
     _, pullback = torch.func.vjp(function, x)
     return jv.detach(), pullback(jv)[0].detach()
+
+
+def input_gradient(loss_fn, x):
+    """d loss_fn(x) / dx for a scalar loss (the attacks' gradient hook), by `torch.autograd.grad`."""
+    with torch.enable_grad():
+        x = torch.as_tensor(x).detach().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(loss_fn(x), x)
+    return gradient
+
+
+def dormand_prince(drift_fn, h0, t0, t1, rtol, atol, times=None, variables=()):
+    """Integrates dh = f(h, t) dt with torchdiffeq's `odeint_adjoint(method="dopri5")`.
+
+    The gradient is torchdiffeq's adjoint: the adjoint ODE solved backwards
+    from t1 (at the same tolerances), for h0 and the drift's weights
+    `variables` (passed as `adjoint_params`, the tensors autograd routes the
+    weight gradients to), as TensorFlow Probability's on TensorFlow.
+
+    Returns:
+        (h(t1), or the states at `times` stacked on axis 0; NFE), NFE being the
+        drift evaluations of the forward solve, counted.
+    """
+    torchdiffeq = optional.require("torchdiffeq", extra="dopri5-torch")
+    evaluations = [0]
+
+    def vector_field(t, h):
+        evaluations[0] += 1
+        return drift_fn(h, t.to(h.dtype))
+
+    grid = torch.tensor([t0, t1], dtype=h0.dtype, device=h0.device) if times is None else torch.as_tensor(times).to(h0)
+    states = torchdiffeq.odeint_adjoint(
+        vector_field, h0, grid, rtol=rtol, atol=atol, method="dopri5",
+        adjoint_params=tuple(variable.value for variable in variables),
+    )
+    forward_evaluations = evaluations[0]  # the backward pass adds its own evaluations later
+    return (states[-1] if times is None else states), forward_evaluations

@@ -1,29 +1,27 @@
-"""Batched, prefetched tf.data pipelines for the paper's datasets and digits.
+"""The paper's datasets: the digits as NumPy arrays, and tf.data pipelines for every dataset.
 
-    train = keras_nsde.data.load("cifar10", "train", batch_size=128)   # augmented, shuffled
-    test = keras_nsde.data.load("cifar10", "test", batch_size=500)
+    x, y = keras_nsde.data.digits_arrays("train")                       # NumPy, any backend, no TensorFlow
+    train = keras_nsde.data.load("cifar10", "train", batch_size=128)   # tf.data: augmented, shuffled
     noisy = keras_nsde.data.load_corrupted("gaussian_noise", level=3)
+
+Importing this package imports no TensorFlow. The tf.data pipelines (`load`,
+`load_corrupted`, `cifar10_corruptions`) import it when called and raise an
+ImportError naming the `tensorflow` extra where it is missing; `model.fit`
+takes them on every Keras backend.
 """
 
-import tensorflow as tf
+import importlib
+import numbers
 
-from keras_nsde.data import sources
-from keras_nsde.data.augment import random_crop_with_padding, to_unit_range
-from keras_nsde.data.sources import cifar10_corruptions, digits_arrays
+from keras_nsde.data.digits import digits_arrays
 
-SOURCES = {
-    "digits": sources.digits,
-    "cifar10": sources.tfds_source("cifar10"),
-    "stl10": sources.tfds_source("stl10"),
-    "tiny_imagenet": sources.image_folder((64, 64)),
-}
+DATASETS = ("cifar10", "digits", "stl10", "tiny_imagenet")
 # The authors' random-crop padding (docs/paper-setup.md); none for 8x8 digits.
 CROP_PADDING = {"digits": 0, "cifar10": 4, "stl10": 8, "tiny_imagenet": 8}
-SHUFFLE_BUFFER = 10_000
 
 
 def load(dataset, split, batch_size=128, augment=None, shuffle=None, data_dir=None, limit=None, seed=None):
-    """Images scaled to [0, 1] (float32, (batch, H, W, C)) and int32 labels.
+    """A `tf.data.Dataset` of images scaled to [0, 1] (float32, (batch, H, W, C)) and int32 labels.
 
     Args:
         dataset: "digits" (scikit-learn, offline), "cifar10", "stl10" (tfds),
@@ -37,29 +35,30 @@ def load(dataset, split, batch_size=128, augment=None, shuffle=None, data_dir=No
         limit: keep only the first `limit` examples.
         seed: shuffle and augmentation seed.
     """
-    if dataset not in SOURCES:
-        raise ValueError(f"dataset must be one of {sorted(SOURCES)}. Received: dataset={dataset!r}")
-    training = split.startswith("train")
-    examples = SOURCES[dataset](split, data_dir=data_dir)
-    if limit is not None:
-        examples = examples.take(limit)
-    examples = examples.map(to_unit_range, num_parallel_calls=tf.data.AUTOTUNE)
-    if training if shuffle is None else shuffle:
-        examples = examples.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    padding = CROP_PADDING[dataset]
-    if (training if augment is None else augment) and padding:
-        examples = examples.map(random_crop_with_padding(padding), num_parallel_calls=tf.data.AUTOTUNE)
-    return examples.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}. Received: dataset={dataset!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
+    if not isinstance(split, str):
+        raise ValueError(f"split must be a string such as 'train' or 'test'. Received: split={split!r}")
+    return _pipelines().load(dataset, split, int(batch_size), augment, shuffle, data_dir, limit, seed, CROP_PADDING[dataset])
 
 
 def load_corrupted(corruption, level, batch_size=500, data_dir=None, limit=None):
-    """CIFAR-10-C test images for one corruption at `level` (1-5), from tfds `cifar10_corrupted`."""
-    if level not in (1, 2, 3, 4, 5):
+    """CIFAR-10-C test images for one corruption at `level` (1-5), from tfds `cifar10_corrupted` (tf.data)."""
+    if level not in (1, 2, 3, 4, 5) or isinstance(level, bool):
         raise ValueError(f"level must be 1, 2, 3, 4 or 5. Received: level={level!r}")
-    examples = sources.tfds_source(f"cifar10_corrupted/{corruption}_{level}")("test", data_dir=data_dir)
-    if limit is not None:
-        examples = examples.take(limit)
-    return examples.map(to_unit_range).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _pipelines().load_corrupted(corruption, int(level), batch_size, data_dir, limit)
 
 
-__all__ = ["CROP_PADDING", "cifar10_corruptions", "digits_arrays", "load", "load_corrupted"]
+def cifar10_corruptions():
+    """The corruption names of tfds' `cifar10_corrupted` (each at levels 1-5)."""
+    return importlib.import_module("keras_nsde.data.sources").cifar10_corruptions()
+
+
+def _pipelines():
+    """The tf.data module, imported on first use (an ImportError naming the `tensorflow` extra without it)."""
+    return importlib.import_module("keras_nsde.data.pipelines")
+
+
+__all__ = ["CROP_PADDING", "DATASETS", "cifar10_corruptions", "digits_arrays", "load", "load_corrupted"]

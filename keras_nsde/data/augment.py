@@ -1,6 +1,8 @@
-"""The authors' augmentation and input scaling."""
+"""The authors' augmentation and input scaling, as tf.data map functions (the `tensorflow` extra)."""
 
-import tensorflow as tf
+from keras_nsde import optional
+
+tf = optional.require("tensorflow", extra="tensorflow")
 
 
 def to_unit_range(image, label):

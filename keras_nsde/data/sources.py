@@ -1,35 +1,17 @@
-"""Where each dataset's examples come from: scikit-learn, tensorflow-datasets, a folder.
+"""Where each tf.data pipeline's examples come from: the digits arrays, tensorflow-datasets, a folder.
 
 Each source returns an unbatched `tf.data.Dataset` of (image, label) with
-images as stored (uint8 or float in [0, 1]), shape (H, W, C).
+images as stored (uint8 or float in [0, 1]), shape (H, W, C). This module
+imports TensorFlow (the `tensorflow` extra); `keras_nsde.data` imports it
+only when a pipeline is asked for.
 """
 
 import numpy as np
-import tensorflow as tf
 
 from keras_nsde import optional
+from keras_nsde.data.digits import digits_arrays
 
-DIGITS_TEST_FRACTION = 0.2
-
-
-def digits_arrays(split):
-    """scikit-learn's 8x8 digits (1,797 images shipped with it): float32 (n, 8, 8, 1) in [0, 1].
-
-    A fixed stratified 80/20 split; `split` is "train" or "test".
-    """
-    sklearn_datasets = optional.require("sklearn.datasets", extra="data")
-    train_test_split = optional.require("sklearn.model_selection", extra="data").train_test_split
-
-    digits = sklearn_datasets.load_digits()
-    images = (digits.images / 16.0).astype("float32")[..., None]
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, digits.target, test_size=DIGITS_TEST_FRACTION, random_state=0, stratify=digits.target
-    )
-    arrays = {"train": (x_train, y_train), "test": (x_test, y_test)}
-    if split not in arrays:
-        raise ValueError(f"split must be 'train' or 'test' for digits. Received: split={split!r}")
-    images, labels = arrays[split]
-    return images, labels.astype("int32")
+tf = optional.require("tensorflow", extra="tensorflow")
 
 
 def digits(split, data_dir=None):

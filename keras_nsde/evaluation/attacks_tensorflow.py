@@ -34,12 +34,13 @@ def pgd(ensemble, log_probabilities, norm, steps, x):
     return _numpy_in_out(_compiled(ensemble, ("pgd", steps, norm), attack, x))
 
 
-def spsa(ensemble, log_probabilities, norm, steps, samples, learning_rate, delta, x):
+def spsa(ensemble, log_probabilities, settings, x):
     """cleverhans' SPSA, one image at a time: `attack(x, y, epsilon)` on NumPy batches of one image.
 
     cleverhans projects onto the L-inf ball; for norm 2 the same optimisation
     runs with a projection onto the L2 ball intersected with the unit box.
     """
+    norm, steps, samples, learning_rate, delta = settings
     spsa_module = _cleverhans("spsa")
     project = spsa_module._project_perturbation if norm == np.inf else _l2_projection(_cleverhans_utils().clip_eta)
     optimizer = _spsa_adam(spsa_module, learning_rate, delta, samples)

@@ -27,12 +27,13 @@ def pgd(ensemble, log_probabilities, norm, steps, x):
     return attack
 
 
-def spsa(ensemble, log_probabilities, norm, steps, samples, learning_rate, delta, x):
+def spsa(ensemble, log_probabilities, settings, x):
     """cleverhans' SPSA (SPSA-Adam, margin loss) on one image at a time: `attack(x, y, epsilon)`.
 
     `samples` perturbed copies per step: cleverhans mirrors samples / 2
     random signs (+delta and -delta), as the TensorFlow twin does.
     """
+    norm, steps, samples, learning_rate, delta = settings
     spsa_attack = _cleverhans("spsa").spsa
 
     def attack(x, y, epsilon):

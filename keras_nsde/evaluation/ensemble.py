@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_nsde import backend
+from keras_nsde.evaluation import arguments
 from keras_nsde.layers.sde_block import SDEBlock
 
 
@@ -49,26 +50,30 @@ class TestTimeEnsemble:
     (each copy draws its own Brownian path), not as S Python-level calls.
     With a noiseless model (or S = 1 and noise off) it is the plain softmax.
 
+    `predict` runs compiled: a `tf.function` on TensorFlow, `jax.jit` on JAX
+    with the model's variables (its seed generators' states included) passed
+    in and written back, so that consecutive calls draw fresh noise as they
+    do eagerly; eagerly on PyTorch.
+
     Args:
         model: a Keras model with SDE blocks, returning logits (or
             probabilities with `from_logits=False`).
         samples: S >= 1.
         noise: keep the SDE noise on (default: if the model has any).
         from_logits: apply a softmax to the model's outputs.
-        jit_compile: compile `predict`'s passes with XLA (TensorFlow; on JAX
-            and PyTorch the passes run eagerly).
+        jit_compile: compile `predict`'s passes with XLA on TensorFlow. JAX
+            always compiles with XLA; on PyTorch the passes run eagerly
+            either way (accepted, changes nothing).
     """
 
     __test__ = False  # not a pytest class
 
     def __init__(self, model, samples=100, noise=None, from_logits=True, jit_compile=False):
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples must be an int >= 1. Received: samples={samples!r}")
+        self.samples = arguments.integer("samples", samples)
+        self.noise = is_noisy(model) if noise is None else arguments.boolean("noise", noise)
+        self.from_logits = arguments.boolean("from_logits", from_logits)
+        self.jit_compile = arguments.boolean("jit_compile", jit_compile)
         self.model = model
-        self.samples = samples
-        self.noise = is_noisy(model) if noise is None else noise
-        self.from_logits = from_logits
-        self.jit_compile = jit_compile
 
     def log_probabilities(self, x):
         """log p(y | x), shape (batch, classes): differentiable, usable as logits.
@@ -81,8 +86,8 @@ class TestTimeEnsemble:
     def predict(self, x, batch_size=None):
         """Mean probabilities, NumPy `(n, classes)`; batch_size images per pass
         (a pass holds batch_size * S rows; None picks max(1, 2048 // S))."""
-        batch_size = batch_size or max(1, 2048 // self.samples)
-        x = np.asarray(x)
+        batch_size = arguments.optional_integer("batch_size", batch_size) or max(1, 2048 // self.samples)
+        x = arguments.batch(x)
         compiled = self.compiled_log_probabilities(x)
         return np.concatenate(
             [
@@ -107,6 +112,7 @@ class TestTimeEnsemble:
                 (None,) + tuple(x.shape[1:]),
                 str(x.dtype),
                 self.jit_compile,
+                variables=self.model.variables,
             )
         return cache[key]
 
@@ -127,9 +133,18 @@ def ensemble_log_probabilities(model, x, samples, noise, from_logits=True):
 def ensemble_predict(model, x, samples=100, batch_size=None, from_logits=True, jit_compile=False):
     """Mean class probabilities over `samples` noisy forward passes (see `TestTimeEnsemble`).
 
+    Args:
+        model: a Keras model with SDE blocks.
+        x: inputs, NumPy `(n, ...)`.
+        samples: noisy passes S >= 1 per input.
+        batch_size: inputs per pass (None: max(1, 2048 // S)).
+        from_logits: the model returns logits (else probabilities).
+        jit_compile: XLA on TensorFlow (see `TestTimeEnsemble`).
+
     Returns:
         NumPy array `(n, num_classes)` of averaged probabilities.
     """
+    batch_size = arguments.optional_integer("batch_size", batch_size)
     ensemble = TestTimeEnsemble(model, samples, noise=True, from_logits=from_logits, jit_compile=jit_compile)
     return ensemble.predict(x, batch_size)
 

@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from keras_nsde.backend.generic import check_dtype
 from keras_nsde.backend.tensorflow.custom_vjp import custom_vjp, vjp
-from keras_nsde.backend.tensorflow.forward_mode import jacobian_products, weight_jvp
+from keras_nsde.backend.tensorflow.dormand_prince import dormand_prince
+from keras_nsde.backend.tensorflow.forward_mode import input_gradient, jacobian_products, weight_jvp
 from keras_nsde.backend.tensorflow.group_norm import group_norm
 from keras_nsde.backend.tensorflow.kernels.group_norm_ops import can_fuse
 from keras_nsde.backend.tensorflow.loop import loop
@@ -74,6 +75,15 @@ def trace(function):
     return tf.function(function)
 
 
-def compile_function(function, input_shape, dtype, jit_compile=False):
-    """`function(x)` as one tf.function for every x of `input_shape` (None: any size) and `dtype`."""
+def compile_function(function, input_shape, dtype, jit_compile=False, variables=()):
+    """`function(x)` as one tf.function for every x of `input_shape` (None: any size) and `dtype`.
+
+    `jit_compile=True` compiles it with XLA. The function reads and updates
+    its Keras variables (`variables`, used by the JAX twin) itself.
+    """
     return tf.function(function, input_signature=[tf.TensorSpec(input_shape, dtype)], jit_compile=jit_compile)
+
+
+def compile_stateful(function, variables=()):
+    """`function(*tensors)` as a tf.function, which reads and updates `variables` itself (see the JAX twin)."""
+    return tf.function(function)

@@ -18,3 +18,12 @@ def jacobian_products(function, x, v):
             y = function(x)
     jv = accumulator.jvp(y)
     return jv, tape.gradient(y, x, output_gradients=jv)
+
+
+def input_gradient(loss_fn, x):
+    """d loss_fn(x) / dx for a scalar loss (the attacks' gradient hook)."""
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = loss_fn(x)
+    return tape.gradient(loss, x)

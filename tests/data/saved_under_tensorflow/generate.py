@@ -38,6 +38,15 @@ def models():
     yield "paper_classifier_digits", keras_nsde.models.paper_classifier(
         "digits", diffusion="dropout", filters=8, num_steps=2
     )
+    yield "dopri5_ode", keras.Sequential(
+        [
+            keras.Input((8, 8, 4)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(6),
+            keras_nsde.SDEBlock(solver=keras_nsde.solvers.Dopri5(rtol=1e-6, atol=1e-8), name="block"),
+            keras.layers.Dense(3),
+        ]
+    )
 
 
 def main():
