@@ -24,6 +24,10 @@ observation times (two steps per interval: 98 steps). torchsde's Brownian
 interval is told the step (`dt=1e-2`); without it, its first queries build
 the interval's tree and a step takes several times longer.
 
+Each keras_nsde run also writes examples/latent_sde_lorenz.py's figure
+(`lorenz_<backend>.png`: posterior paths on the first half of two
+sequences, the forecast of the second half) to --out.
+
 Times per step are medians over the steps after the first (which includes
 tracing and compilation), measured within one run; PyTorch (torchsde's run
 and the PyTorch backend's) uses `--torch-threads` threads.
@@ -162,6 +166,10 @@ def run_keras_nsde(args):
     model = latent_sde_lorenz.build_model(ts, example)
     step_times = latent_sde_lorenz.train(model, xs, example.steps, example.learning_rate, verbose=2)
     pieces = latent_sde_lorenz.elbo_pieces(model, xs, samples=args.samples, seed=args.seed)
+    k, reconstruction, forecast = latent_sde_lorenz.forecast_second_half(model, xs, ts, example.samples, seed=args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    figure = os.path.join(args.out, f"lorenz_{keras.backend.backend()}.png")
+    latent_sde_lorenz.plot(figure, xs, ts, k, reconstruction, forecast)
     name = f"keras_nsde ({keras.backend.backend()})"
     return summary(name, step_times, pieces["log_likelihood"], pieces["path_kl"], pieces["initial_kl"])
 
@@ -194,7 +202,7 @@ def child(args, which, backend=None):
 
 def forwarded(args):
     return ["--steps", str(args.steps), "--samples", str(args.samples), "--seed", str(args.seed),
-            "--torch-threads", str(args.torch_threads)] + (["--tiny"] if args.tiny else [])
+            "--torch-threads", str(args.torch_threads), "--out", args.out] + (["--tiny"] if args.tiny else [])
 
 
 def table(rows):

@@ -55,3 +55,4 @@ def test_benchmark_against_torchsde_runs_both_models(tmp_path):
     assert [row["model"] for row in rows] == ["torchsde", f"keras_nsde ({keras.backend.backend()})"]
     assert all(row["steps"] == 4 and math.isfinite(row["elbo"]) for row in rows)
     assert rows[0]["initial_kl"] == 0.0  # torchsde's example starts at x(t0): no initial KL
+    assert (tmp_path / f"lorenz_{keras.backend.backend()}.png").stat().st_size > 10_000
