@@ -10,14 +10,18 @@ every 13 weeks from 1992 on, it conditions on the previous `--context` weeks
 and forecasts the next 52. Missing weeks stay missing: they are NaN in the
 windows, left out of the likelihood and masked for the encoder.
 
-Each window is normalised by its context alone: the straight line fitted
-(least squares) to the context's observed weeks is subtracted, and the
-result divided by one scale from the training windows. The latent SDE
-models everything else, the seasonal cycle included, and produces the
-forecast and its uncertainty: posterior paths given the context end in
-states from which the (autonomous) prior runs 52 weeks on; decoded with the
-likelihood's noise and the line added back, their quantiles give the median
-and the 50% and 90% bands.
+The latent SDE models the year-over-year change d(t) = x(t) - x(t - 52
+weeks), the series' seasonal difference (as SARIMA's seasonal differencing
+does): the trend becomes a slowly wandering level and the seasonal cycle
+drops out, so the model's job is the growth rate's wander and the weekly
+noise, which is what the forecast's uncertainty is made of. A context of
+`--context` weeks gives `--context` - 52 differences; each window's
+differences are centred on their context's mean and divided by one scale
+from the training windows. Posterior paths given the context end in states
+from which the (autonomous) prior runs 52 weeks on; decoded with the
+likelihood's noise and added to the context's last 52 weeks (missing weeks
+there interpolated), their quantiles give the median and the 50% and 90%
+bands. A missing week makes its difference missing (NaN, masked).
 
 Baselines on the same contexts: seasonal naive (the same week a year
 earlier) and Holt-Winters exponential smoothing with additive trend and
@@ -61,31 +65,24 @@ def window_starts(weeks, first, last, length, stride):
     return np.arange(begin, end - length + 1, stride)
 
 
-def context_trends(windows, context):
-    """(level, slope) per window: the least-squares line through each context's observed weeks (t in years)."""
-    t = np.arange(context) / WEEKS_PER_YEAR
-    lines = []
-    for window in windows:
-        seen = np.isfinite(window[:context])
-        slope, level = np.polyfit(t[seen], window[:context][seen], 1)
-        lines.append((level, slope))
-    return np.array(lines)
+def yearly_differences(windows):
+    """x(t) - x(t - 52) for the windows' weeks 52, 53, ...: `(n, L - 52)`, NaN where either week is missing."""
+    return windows[:, WEEKS_PER_YEAR:] - windows[:, :-WEEKS_PER_YEAR]
 
 
-def normalise(windows, context, scale):
-    """(windows minus their context's line, divided by scale; the lines) for windows `(n, L)`."""
-    lines = context_trends(windows, context)
-    t = np.arange(windows.shape[1]) / WEEKS_PER_YEAR
-    trend = lines[:, :1] + lines[:, 1:] * t
-    return (windows - trend) / scale, lines
+def normalise(differences, context, scale):
+    """(differences minus the mean of their first `context` (the context's), divided by scale; those means `(n, 1)`)."""
+    levels = np.nanmean(differences[:, :context], axis=1, keepdims=True)
+    return (differences - levels) / scale, levels
 
 
-def denormalise(values, lines, scale, t):
-    """values `(..., n, len(t))` in ppm: times scale plus each window's line at t (years from its start)."""
-    return values * scale + lines[:, :1] + lines[:, 1:] * t
+def to_ppm(values, levels, scale, year_before):
+    """Normalised differences `(..., n, T)` back to CO2 in ppm, added to the weeks a year before `(n, T)`."""
+    return values * scale + levels + year_before
 
 
 def build_model(length, args):
+    """A LatentSDE on `length` weekly times (in years)."""
     return LatentSDE(
         np.arange(length) / WEEKS_PER_YEAR,
         latent_dim=args.latent_dim,
@@ -107,13 +104,14 @@ def train(model, windows, args):
 
 
 def latent_sde_forecast(model, contexts, args):
-    """(posterior reconstructions of the contexts, forecast paths with observation noise): normalised,
-    `(n, windows, context)` and `(n, windows, HORIZON)`."""
-    t = np.arange(args.context + HORIZON) / WEEKS_PER_YEAR
+    """(posterior reconstructions of the contexts, forecast paths with observation noise): normalised
+    differences, `(n, windows, c)` and `(n, windows, HORIZON)`, for contexts of c differences `(windows, c)`."""
+    c = contexts.shape[1]
+    t = np.arange(c + HORIZON) / WEEKS_PER_YEAR
     x = contexts[..., None].astype("float32")
-    reconstruction, latents = model.reconstruct(x, times=t[: args.context], n=args.samples, seed=1, return_latents=True)
+    reconstruction, latents = model.reconstruct(x, times=t[:c], n=args.samples, seed=1, return_latents=True)
     ends = keras.ops.convert_to_numpy(latents)[:, :, -1]
-    paths = model.sample(t[args.context - 1 :], n=1, seed=2, z0=ends, observation_noise=True)[0]
+    paths = model.sample(t[c - 1 :], n=1, seed=2, z0=ends, observation_noise=True)[0]
     return keras.ops.convert_to_numpy(reconstruction)[..., 0], keras.ops.convert_to_numpy(paths)[:, :, 1:, 0]
 
 
@@ -166,7 +164,7 @@ def plot(path, weeks, values, split, test, forecasts, shown):
     for ax, i in zip(axes[1], shown):
         start, context = test["starts"][i], test["context"]
         w = weeks[start : start + context + HORIZON]
-        ax.plot(w[:context], test["reconstruction"][:8, i].T, color="tab:green", alpha=0.3, linewidth=0.8)
+        ax.plot(w[WEEKS_PER_YEAR:context], test["reconstruction"][:8, i].T, color="tab:green", alpha=0.3, linewidth=0.8)
         forecast_plots.plot_forecast(ax, w[context:], {q: b[i] for q, b in forecasts["latent SDE"].items()})
         ax.plot(w[context:], test["naive"][i], color="tab:gray", linestyle=":", label="seasonal naive")
         ax.plot(w[context:], test["ets"][i], color="tab:orange", linestyle="--", linewidth=1, label="Holt-Winters")
@@ -197,6 +195,8 @@ def parse(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tiny", action="store_true", help="a quick run: short windows, a small model, 1 epoch")
     args = parser.parse_args(argv)
+    if args.context < WEEKS_PER_YEAR + 2:
+        parser.error(f"--context must be at least {WEEKS_PER_YEAR + 2} weeks (a year, then 2 differences). Received: {args.context}")
     if args.tiny:
         args.epochs, args.stride, args.hidden_units, args.context_dim, args.batch_size = 1, 200, 8, 4, 8
         args.samples, args.kl_anneal_steps = 10, 2
@@ -210,10 +210,12 @@ def main(argv=None):
     weeks, values = load_co2()
     length = args.context + HORIZON
 
+    c = args.context - WEEKS_PER_YEAR  # differences in a context
     train_windows = np.stack([values[s : s + length] for s in window_starts(weeks, "1958-01-01", args.split, length, args.stride)])
-    scale = float(np.nanstd(normalise(train_windows, args.context, 1.0)[0][:, : args.context]))  # detrended contexts
-    train_x, _ = normalise(train_windows, args.context, scale)
-    model = build_model(length, args)
+    train_differences = yearly_differences(train_windows)
+    scale = float(np.nanstd(normalise(train_differences, c, 1.0)[0][:, :c]))  # centred context differences
+    train_x, _ = normalise(train_differences, c, scale)
+    model = build_model(c + HORIZON, args)
     start = time.perf_counter()
     train(model, train_x, args)
     train_seconds = time.perf_counter() - start
@@ -222,12 +224,12 @@ def main(argv=None):
     if args.tiny:
         starts = starts[:4]
     windows = np.stack([values[s : s + length] for s in starts])
-    x, lines = normalise(windows, args.context, scale)
-    contexts, truth = x[:, : args.context], windows[:, args.context :]
-    reconstruction, paths = latent_sde_forecast(model, contexts, args)
-    t = np.arange(length) / WEEKS_PER_YEAR
-    paths = denormalise(paths, lines, scale, t[args.context :])
-    reconstruction = denormalise(reconstruction, lines, scale, t[: args.context])
+    x, levels = normalise(yearly_differences(windows), c, scale)
+    truth = windows[:, args.context :]
+    reconstruction, paths = latent_sde_forecast(model, x[:, :c], args)
+    filled = np.stack([interpolated(w[: args.context]) for w in windows])  # the context, missing weeks interpolated
+    paths = to_ppm(paths, levels, scale, filled[:, -HORIZON:])
+    reconstruction = to_ppm(reconstruction, levels, scale, filled[:, :c])  # the context's weeks 52, 53, ...
     raw_contexts = windows[:, : args.context]
     naive = seasonal_naive(raw_contexts)
     ets, ets_paths = holt_winters(raw_contexts, simulations=50 if args.tiny else 500)
