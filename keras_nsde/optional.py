@@ -15,6 +15,8 @@ EXTRAS = {
     "dopri5": "tensorflow-probability and tf_keras",
     "dopri5-jax": "diffrax",
     "dopri5-torch": "torchdiffeq",
+    "timeseries": "statsmodels",
+    "bench": "PyTorch and torchsde",
 }
 
 
