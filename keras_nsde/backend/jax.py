@@ -63,7 +63,11 @@ def custom_vjp(forward, backward, variables):
 
     def function_backward(saved, upstream):
         residuals, values = saved
-        grad_h0, grad_weights = backward(residuals, upstream, Weights(variables, list(values)))
+        # The backward pass recomputes states, reading the weights: through the scope too, because
+        # outside the forward's scope a jitted Keras trainer may hold no value in the variables.
+        grad_h0, grad_weights = stateless(
+            lambda: backward(residuals, upstream, Weights(variables, list(values))), variables
+        )(*values)
         return grad_h0, tuple(grad_weights)
 
     function.defvjp(function_forward, function_backward)
