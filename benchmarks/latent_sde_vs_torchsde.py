@@ -14,13 +14,13 @@ arrays) for the same number of steps, every step on the whole data set.
 Afterwards each model's ELBO (KL weight 1) is estimated with `--samples`
 posterior paths per sequence and averaged over the sequences.
 
-The two ELBOs bound the same log-likelihood, with two differences that come
-from the models: torchsde's example starts its SDE at the first observation
-x(t0) itself (no q(z0), no initial KL, a latent space equal to the data
-space), while LatentSDE infers z(t0) (its initial KL is in its ELBO) and
-decodes through a Dense layer. torchsde steps dt = 0.01 (100 steps,
-interpolating to the observation times); LatentSDE steps through the
-observation times (two steps per interval: 98 steps). torchsde's Brownian
+The two models are the same: both start the SDE at the first observation
+x(t0) (LatentSDE's `initial_state="observed"`: no q(z0), no initial KL, the
+latent space is the data space). What differs: torchsde steps dt = 0.01 (100
+steps, interpolating linearly to the observation times), LatentSDE steps
+through the observation times (two steps per interval: 98 steps); torchsde's
+posterior drift reads the context of the next observation time, LatentSDE's
+that of the latest one (t_k <= t). torchsde's Brownian
 interval is told the step (`dt=1e-2`); without it, its first queries build
 the interval's tree and a step takes several times longer.
 

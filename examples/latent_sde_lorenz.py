@@ -8,8 +8,10 @@ x(0) ~ N(0, I) at 50 times in [0, 1], normalised per dimension, plus
 N(0, 0.01^2) noise; a GRU encoder of 128 units, a context of 64, drift
 networks of 128 units, a Gaussian likelihood of scale 0.01, Adam at 1e-2
 decaying by 0.999 per step, the KL weight annealed over 500 steps, every step
-on the whole data set. The latent state has the data's dimension (3), as in
-torchsde's example. Trained on all of [0, 1], the model is then asked to
+on the whole data set. As in torchsde's example, the SDEs live in the data
+space and start at the first observation (`initial_state="observed"`: z(t0) =
+x(t0), no q(z0) and no initial KL; `--initial-state inferred` draws z(t0)
+from q(z0 | x) in a latent space of `--latent-dim` and decodes it). Trained on all of [0, 1], the model is then asked to
 forecast the second half of each sequence from the first: the posterior
 given x(t <= 0.49) gives the state at t = 0.49, and the prior runs on.
 
@@ -70,7 +72,7 @@ def lorenz_data(batch_size=128, num_times=50, noise_std=0.01, dt=1e-3, seed=0):
 def build_model(ts, args):
     return LatentSDE(
         ts,
-        latent_dim=3,
+        latent_dim=3 if args.initial_state == "observed" else args.latent_dim,
         context_dim=args.context_dim,
         hidden_units=args.hidden_units,
         observation_scale=args.noise_std,
@@ -79,6 +81,7 @@ def build_model(ts, args):
         solver=args.solver,
         gradient=args.gradient,
         seed=args.seed,
+        initial_state=args.initial_state,
     )
 
 
@@ -156,6 +159,9 @@ def parser():
     parser.add_argument("--kl-anneal-steps", type=int, default=500)
     parser.add_argument("--noise-std", type=float, default=0.01)
     parser.add_argument("--steps-per-interval", type=int, default=2, help="solver steps between observations (98 in all)")
+    parser.add_argument("--initial-state", choices=["observed", "inferred"], default="observed",
+                        help="z(t0) = x(t0) (torchsde's example) or drawn from q(z0 | x)")
+    parser.add_argument("--latent-dim", type=int, default=4, help="latent dimension with --initial-state inferred")
     parser.add_argument("--solver", default="euler_maruyama")
     parser.add_argument("--gradient", default="autodiff")
     parser.add_argument("--samples", type=int, default=100, help="posterior/forecast paths per sequence")

@@ -72,7 +72,7 @@ def test_kl_of_two_diagonal_gaussians_matches_the_closed_form():
 def posterior_by_hand(model, x, increments=None):
     """Euler steps on the model's grid with its layers called one by one: (reconstruction, log p(x|z), path KL, z0 KL)."""
     ctx, mean, log_std = model.encode(x)
-    z = mean if increments is None else mean + ops.exp(log_std) * increments[0]
+    z = mean if increments is None or log_std is None else mean + ops.exp(log_std) * increments[0]
     grid = Grid.through(model.times, model.max_step)
     grid_times, saved = grid.time_points(), grid.index(model.times)
     dts = np.diff(grid_times)
@@ -89,17 +89,36 @@ def posterior_by_hand(model, x, increments=None):
         z = z + f * dts[n] + (0.0 if increments is None else g * increments[1][n])
     reconstruction = model.decoder(ops.stack(states, axis=1))
     log_px = masked_log_likelihood(x, reconstruction, model.observation_scales())
+    if log_std is None:  # an observed start: no q(z0), no initial KL
+        return reconstruction, log_px, kl, ops.zeros_like(log_px)
     return reconstruction, log_px, kl, diagonal_gaussian_kl(mean, log_std, model.prior_mean, model.prior_log_std)
 
 
-def test_noise_off_call_is_the_posterior_ode_with_its_kl_by_hand():
+@pytest.mark.parametrize("initial_state", ["inferred", "observed"])
+def test_noise_off_call_is_the_posterior_ode_with_its_kl_by_hand(initial_state):
     x = sequences()
-    model = small_model(max_step=0.15)
+    model = small_model(max_step=0.15, initial_state=initial_state)
     outputs = model(x, training=False)
     expected = posterior_by_hand(model, ops.convert_to_tensor(x))
     for name, value in zip(("reconstruction", "log_likelihood", "path_kl", "initial_kl"), expected):
         np.testing.assert_allclose(numpy(outputs[name]), numpy(value), rtol=1e-5, atol=1e-5, err_msg=name)
     assert float(np.min(numpy(outputs["path_kl"]))) > 0.0
+
+
+def test_observed_initial_state_starts_every_path_at_the_first_observation():
+    """torchsde's Lorenz model: z(t0) = x(t0) (no draw), the identity decoder, no initial KL, no z0 weights."""
+    x = sequences()
+    model = small_model(initial_state="observed")
+    assert not any(name in v.path for v in model.weights for name in ("prior_mean", "initial_posterior"))
+    noisy = model(x, training=True)
+    np.testing.assert_array_equal(numpy(noisy["reconstruction"])[:, 0], x[:, 0])
+    np.testing.assert_array_equal(numpy(noisy["initial_kl"]), 0.0)
+    assert not np.allclose(numpy(noisy["reconstruction"]), numpy(model(x, training=False)["reconstruction"]))
+    paths, latents = model.reconstruct(x, n=4, seed=0, return_latents=True)
+    np.testing.assert_array_equal(numpy(paths), numpy(latents))
+    np.testing.assert_array_equal(numpy(paths)[:, :, 0], np.broadcast_to(x[:, 0], (4, 3, 2)))
+    forecast = numpy(model.sample([0.7, 0.9, 1.2], n=2, seed=0, z0=x[:, -1]))
+    np.testing.assert_array_equal(forecast[:, :, 0], np.broadcast_to(x[:, -1], (2, 3, 2)))
 
 
 def test_noisy_posterior_solve_takes_euler_steps_on_the_seeded_path():
@@ -202,22 +221,27 @@ def negative_elbo(model, gradient):
 
     def loss(x):
         ctx, mean, log_std = model.encode(x)
-        z0 = mean + ops.exp(log_std) * brownian_normal(np.array([5, 6], "int32"), mean)
+        z0 = model.initial_draw(mean, log_std, np.array([5, 6], "int32"))
         z, path_kl = model.posterior_solve(ctx, z0, model.times, np.array([3, 4], "int32"), gradient=gradient)
         log_px = masked_log_likelihood(x, model.decoder(ops.moveaxis(z, 0, 1)), model.observation_scales())
-        initial_kl = diagonal_gaussian_kl(mean, log_std, model.prior_mean, model.prior_log_std)
+        initial_kl = model.initial_kl(mean, log_std)
         return ops.sum(path_kl + initial_kl - log_px)
 
     return loss
 
 
 @pytest.mark.parametrize(
-    "gradient, solver",
-    [("pathwise", "euler_maruyama"), ("pathwise", "milstein"), ("reversible", "reversible_heun")],
+    "gradient, solver, initial_state",
+    [
+        ("pathwise", "euler_maruyama", "inferred"),
+        ("pathwise", "milstein", "inferred"),
+        ("reversible", "reversible_heun", "inferred"),
+        ("pathwise", "euler_maruyama", "observed"),
+    ],
 )
-def test_custom_gradients_of_the_elbo_equal_autodiff_encoder_included(gradient, solver):
+def test_custom_gradients_of_the_elbo_equal_autodiff_encoder_included(gradient, solver, initial_state):
     """The context rides in the solver's state for the custom gradients: the encoder's gradients must survive."""
-    model = small_model(solver=solver, max_step=0.1)
+    model = small_model(solver=solver, max_step=0.1, initial_state=initial_state)
     x = sequences()
     expected = value_and_gradients(negative_elbo(model, "autodiff"), model, x)
     actual = value_and_gradients(negative_elbo(model, gradient), model, x)
@@ -243,10 +267,13 @@ def test_every_gradient_method_trains_with_fit(gradient, solver):
 # Saving.
 
 
-def test_keras_file_round_trip_gives_identical_noise_off_predictions(tmp_path):
+@pytest.mark.parametrize("initial_state", ["inferred", "observed"])
+def test_keras_file_round_trip_gives_identical_noise_off_predictions(tmp_path, initial_state):
     x = sequences()
     x[1, 2, 0] = np.nan
-    model = small_model(likelihood="laplace", learn_observation_scale=True, kl_anneal_steps=5, gradient="pathwise")
+    model = small_model(
+        likelihood="laplace", learn_observation_scale=True, kl_anneal_steps=5, gradient="pathwise", initial_state=initial_state
+    )
     model.compile(keras.optimizers.Adam(1e-2))
     model.fit(x, batch_size=3, epochs=2, verbose=0)
     expected = model.predict(x, verbose=0)
@@ -315,6 +342,7 @@ def test_reconstruct_draws_posterior_paths_with_shapes_and_seeds():
         (dict(gradient="reversible"), "solver="),
         (dict(seed=-1), "seed=-1"),
         (dict(learn_observation_scale="yes"), "learn_observation_scale='yes'"),
+        (dict(initial_state="first"), "initial_state='first'"),
     ],
 )
 def test_bad_constructor_arguments_are_value_errors_naming_them(arguments, name):
@@ -339,6 +367,21 @@ def test_bad_call_and_sampling_arguments_are_value_errors_naming_them():
         model.fit(sequences(), sequences(), verbose=0)
     with pytest.raises(ValueError, match="built"):
         LatentSDE(TIMES).sample(TIMES)
+
+
+def test_an_observed_start_needs_the_data_dimension_a_first_observation_and_a_given_z0():
+    with pytest.raises(ValueError, match="latent_dim=3"):
+        small_model(latent_dim=3, initial_state="observed")
+    model = small_model(initial_state="observed")
+    with pytest.raises(ValueError, match="z0=None"):
+        model.sample(TIMES, n=2, seed=0)
+    x = sequences()
+    x[1, 0, 1] = np.nan
+    with pytest.raises(ValueError, match="first observation"):
+        model.reconstruct(x, n=2, seed=0)
+    with pytest.raises(ValueError, match="first observation"):
+        model.elbo(x, n=2, seed=0)
+    assert np.isnan(numpy(model(x, training=True)["log_likelihood"])[1])  # in a traced call: NaN, never a silent value
 
 
 def test_elbo_estimate_averages_posterior_paths_with_the_exact_initial_kl():

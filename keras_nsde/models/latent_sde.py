@@ -50,6 +50,11 @@ class LatentSDE(keras.Model):
     and static: the SDEs are solved on `Grid.through(times, max_step)` and
     their states read at the observation times (`SaveAt(times=times)`).
 
+    With `initial_state="observed"` (torchsde's Lorenz example) the latent
+    space is the data space (d = D): both SDEs start at the first
+    observation, z(t0) = x(t0), the decoder is the identity and there is no
+    initial KL (no p(z0), q(z0)); the first observation must be present.
+
     The drifts do not read t itself: the posterior learns where it is in the
     window from ctx(t), and the prior, being autonomous, can be run past the
     end of the training windows (forecasts).
@@ -78,6 +83,9 @@ class LatentSDE(keras.Model):
             its gradient reaches the encoder.
         seed: int seed of the model's noise (posterior paths and z0 draws);
             None draws one at random.
+        initial_state: "inferred" (z(t0) ~ q(z0 | x), decoded by a Dense
+            layer) or "observed" (z(t0) = x(t0), latent_dim must equal D,
+            the identity decoder).
         **kwargs: base `keras.Model` arguments (name, dtype, ...).
 
     Call arguments:
@@ -108,6 +116,7 @@ class LatentSDE(keras.Model):
         solver="euler_maruyama",
         gradient="autodiff",
         seed=None,
+        initial_state="inferred",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -141,11 +150,18 @@ class LatentSDE(keras.Model):
         self.gradient.check(self.solver)
         self.seed = None if seed is None else validation.integer("seed", seed, minimum=0, maximum=brownian.MAX_SEED)
         self.seed_generator = keras.random.SeedGenerator(seed)
+        if initial_state not in INITIAL_STATES:
+            raise ValueError(f"initial_state must be one of {list(INITIAL_STATES)}. Received: initial_state={initial_state!r}")
+        self.initial_state = initial_state
 
         units, policy = self.hidden_units, self.dtype_policy
         self.encoder_gru = keras.layers.GRU(units, return_sequences=True, dtype=policy, name="encoder_gru")
         self.encoder_context = keras.layers.Dense(self.context_dim, dtype=policy, name="encoder_context")
-        self.initial_posterior = keras.layers.Dense(2 * self.latent_dim, dtype=policy, name="initial_posterior")
+        self.initial_posterior = (  # q(z0 | x)'s mean and log std from ctx[:, 0]
+            None
+            if initial_state == "observed"
+            else keras.layers.Dense(2 * self.latent_dim, dtype=policy, name="initial_posterior")
+        )
         self.posterior_drift = drift_mlp(units, self.latent_dim, policy, "posterior_drift")
         self.prior_drift = drift_mlp(units, self.latent_dim, policy, "prior_drift")
         self.diffusion = DiagonalDiffusionNet(units, self.diffusion_floor, dtype=policy, name="diffusion")
@@ -163,20 +179,28 @@ class LatentSDE(keras.Model):
             )
         d, dim = self.latent_dim, input_shape[-1]
         self.observation_dim = dim
-        self.decoder = keras.layers.Dense(dim, dtype=self.dtype_policy, name="decoder")
-        for layer, shape in (
+        layers = [
             (self.encoder_gru, (None, None, 2 * dim)),
             (self.encoder_context, (None, None, self.hidden_units)),
-            (self.initial_posterior, (None, self.context_dim)),
             (self.posterior_drift, (None, d + self.context_dim)),
             (self.prior_drift, (None, d)),
             (self.diffusion, (None, d)),
-            (self.decoder, (None, d)),
-        ):
+        ]
+        if self.initial_state == "observed":
+            if d != dim:
+                raise ValueError(
+                    'With initial_state="observed" the latent state is the observation: latent_dim must equal the '
+                    f"sequences' dimension D = {dim}. Received: latent_dim={d}"
+                )
+            self.decoder = keras.layers.Identity(dtype=self.dtype_policy, name="decoder")
+        else:
+            self.decoder = keras.layers.Dense(dim, dtype=self.dtype_policy, name="decoder")
+            layers += [(self.initial_posterior, (None, self.context_dim)), (self.decoder, (None, d))]
+            self.prior_mean = self.add_weight(name="prior_mean", shape=(d,), initializer="zeros")
+            self.prior_log_std = self.add_weight(name="prior_log_std", shape=(d,), initializer="zeros")
+        for layer, shape in layers:
             if not layer.built:
                 layer.build(shape)
-        self.prior_mean = self.add_weight(name="prior_mean", shape=(d,), initializer="zeros")
-        self.prior_log_std = self.add_weight(name="prior_log_std", shape=(d,), initializer="zeros")
         self.log_observation_scale = self.add_weight(
             name="log_observation_scale",
             shape=(dim,),
@@ -195,12 +219,27 @@ class LatentSDE(keras.Model):
         """(ctx `(batch, T, C)`, m_q `(batch, d)`, log s_q `(batch, d)`) from x `(batch, T, D)` with NaN where missing.
 
         The GRU reads the sequence backwards, so ctx[:, k] summarises x(t_k), ..., x(t_{T-1}).
+        With `initial_state="observed"`, m_q = x(t0) and log s_q is None (z0 is not drawn).
         """
         mask, filled = observed(x)
         features = ops.concatenate([filled, mask], axis=-1)
         ctx = self.encoder_context(ops.flip(self.encoder_gru(ops.flip(features, axis=1)), axis=1))
+        if self.initial_state == "observed":
+            return ctx, x[:, 0], None  # a missing x(t0) stays NaN, so the loss is NaN, not silently wrong
         mean, log_std = ops.split(self.initial_posterior(ctx[:, 0]), 2, axis=-1)
         return ctx, mean, log_std
+
+    def initial_draw(self, mean, log_std, seed):
+        """z0 ~ q(z0 | x) = N(mean, exp(log_std)^2) from a per-call seed; z0 = mean for an observed start."""
+        if log_std is None:
+            return mean
+        return mean + ops.exp(log_std) * brownian_normal(seed, mean)
+
+    def initial_kl(self, mean, log_std):
+        """KL(q(z0) || p(z0)) per sequence `(batch,)`; zeros for an observed start."""
+        if log_std is None:
+            return ops.zeros_like(mean[:, 0])
+        return diagonal_gaussian_kl(mean, log_std, self.prior_mean, self.prior_log_std)
 
     def observation_scales(self):
         """The likelihood's scale per observation dimension, `(D,)`."""
@@ -269,7 +308,7 @@ class LatentSDE(keras.Model):
         ctx, mean, log_std = self.encode(x)
         if training:
             path_seed, initial_seed = self.noise_seed(), self.noise_seed()
-            z0 = mean + ops.exp(log_std) * brownian_normal(initial_seed, mean)
+            z0 = self.initial_draw(mean, log_std, initial_seed)
             self.annealing_step.assign_add(ops.ones((), "int32"))
         else:
             path_seed, z0 = None, mean
@@ -280,7 +319,7 @@ class LatentSDE(keras.Model):
             "reconstruction": reconstruction,
             "log_likelihood": masked_log_likelihood(x, reconstruction, scale, self.likelihood),
             "path_kl": path_kl,
-            "initial_kl": diagonal_gaussian_kl(mean, log_std, self.prior_mean, self.prior_log_std),
+            "initial_kl": self.initial_kl(mean, log_std),
         }
 
     @property
@@ -338,6 +377,7 @@ class LatentSDE(keras.Model):
             "solver": keras.saving.serialize_keras_object(self.solver),
             "gradient": keras.saving.serialize_keras_object(self.gradient),
             "seed": self.seed,
+            "initial_state": self.initial_state,
         }
 
     @classmethod
@@ -353,7 +393,8 @@ class LatentSDE(keras.Model):
             times: sorted 1-D times (at least 2); the paths start at times[0].
             n: number of paths (per given state).
             seed: int seed (the same seed, the same paths); None: the model's SeedGenerator.
-            z0: None draws z(times[0]) from p(z0); or latent states `(..., d)`
+            z0: None draws z(times[0]) from p(z0) (not with an observed
+                initial state, which has no p(z0)); or latent states `(..., d)`
                 at times[0] (e.g. posterior states at the end of observed
                 windows, from `reconstruct(..., return_latents=True)`).
             observation_noise: add the likelihood's noise (predictive draws of
@@ -368,6 +409,10 @@ class LatentSDE(keras.Model):
         seeds = SampleSeeds(self, seed)
         d, dtype = self.latent_dim, self.compute_dtype
         if z0 is None:
+            if self.initial_state == "observed":
+                raise ValueError(
+                    'LatentSDE.sample needs z0 when initial_state="observed" (the model has no p(z0)). Received: z0=None'
+                )
             batch_shape = ()
             eps = brownian_normal(seeds.next(), ops.zeros((n, d), dtype))
             start = self.prior_mean + ops.exp(self.prior_log_std) * eps
@@ -428,7 +473,7 @@ class LatentSDE(keras.Model):
         scale = ops.cast(self.observation_scales(), x.dtype)
         log_likelihood = masked_log_likelihood(repeated, self.decoder(z), scale, self.likelihood)
         log_likelihood, path_kl = (ops.mean(ops.reshape(v, (n, -1)), axis=0) for v in (log_likelihood, path_kl))
-        initial_kl = diagonal_gaussian_kl(mean, log_std, self.prior_mean, self.prior_log_std)
+        initial_kl = self.initial_kl(mean, log_std)
         return {
             "elbo": log_likelihood - path_kl - initial_kl,
             "log_likelihood": log_likelihood,
@@ -443,16 +488,21 @@ class LatentSDE(keras.Model):
         n = validation.integer("n", n, minimum=1)
         x = ops.convert_to_tensor(x, self.compute_dtype)
         self._check_inputs(x, times, "x")
+        if self.initial_state == "observed" and not np.all(np.isfinite(ops.convert_to_numpy(x[:, 0]))):
+            raise ValueError(
+                'With initial_state="observed" every sequence must have its first observation (z(t0) = x(t0)). '
+                "Received: x with NaN at the first time"
+            )
         return x, times, n, SampleSeeds(self, seed)
 
     def _posterior_draws(self, x, times, n, seeds):
         """n posterior paths per sequence: (z `(n * batch, T, d)`, path KL `(n * batch,)`, (m_q, log s_q) `(batch, d)`)."""
         ctx, mean, log_std = self.encode(x)
         ctx_n, mean_n, log_std_n = (
-            ops.reshape(ops.repeat(ops.expand_dims(v, 0), n, axis=0), (-1,) + tuple(v.shape[1:]))
+            None if v is None else ops.reshape(ops.repeat(ops.expand_dims(v, 0), n, axis=0), (-1,) + tuple(v.shape[1:]))
             for v in (ctx, mean, log_std)
         )
-        z0 = mean_n + ops.exp(log_std_n) * brownian_normal(seeds.next(), mean_n)
+        z0 = self.initial_draw(mean_n, log_std_n, seeds.next())
         z, path_kl = self.posterior_solve(ctx_n, z0, times, seeds.next(), gradient="autodiff")
         return ops.moveaxis(z, 0, 1), path_kl, (mean, log_std)
 
@@ -558,6 +608,9 @@ class SampleSeeds:
             return self.model.noise_seed()
         self.count += 1
         return np.array([self.seed, self.count - 1], "int32")
+
+
+INITIAL_STATES = ("inferred", "observed")
 
 
 def brownian_normal(seed, like):
