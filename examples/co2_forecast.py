@@ -196,7 +196,9 @@ def plot(path, weeks, values, splits, test, forecasts, shown):
         ax.remove()
     top.plot(weeks, values, color="k", linewidth=0.6)
     calibration_start, split = splits
-    top.axvline(np.datetime64(calibration_start), color="tab:purple", linestyle=":", label=f"train before {calibration_start[:4]} | calibrate")
+    top.axvline(
+        np.datetime64(calibration_start), color="tab:purple", linestyle=":", label=f"train before {calibration_start[:4]} | calibrate"
+    )
     top.axvline(np.datetime64(split), color="tab:red", linestyle="--", label=f"calibrate before {split[:4]} | test after")
     top.set(ylabel="CO2 (ppm)", title="Mauna Loa weekly CO2 (statsmodels.datasets.co2)")
     top.legend(loc="upper left")
@@ -254,9 +256,8 @@ def main(argv=None):
     length = args.context + HORIZON
 
     c = args.context - WEEKS_PER_YEAR  # differences in a context
-    train_windows = np.stack(
-        [values[s : s + length] for s in window_starts(weeks, "1958-01-01", args.calibration_start, length, args.stride)]
-    )
+    train_starts = window_starts(weeks, "1958-01-01", args.calibration_start, length, args.stride)
+    train_windows = np.stack([values[s : s + length] for s in train_starts])
     train_differences = yearly_differences(train_windows)
     scale = float(np.nanstd(normalise(train_differences, c, 1.0)[0][:, :c]))  # centred context differences
     train_x, _ = normalise(train_differences, c, scale)
@@ -293,10 +294,13 @@ def main(argv=None):
         "backend": keras.backend.backend(),
         "date": time.strftime("%Y-%m-%d"),
         "training_windows": len(train_windows),
-        "last_training_week": str(weeks[window_starts(weeks, "1958-01-01", args.calibration_start, length, args.stride)[-1] + length - 1])[:10],
+        "last_training_week": str(weeks[train_starts[-1] + length - 1])[:10],
         "calibration_windows": len(calibration_windows),
         "calibration_weeks": f"{str(weeks[calibration[0] + args.context])[:10]} to {str(weeks[calibration[-1] + length - 1])[:10]}",
-        "calibration_coverage_raw": {f"{upper - lower:.0%}": forecast_plots.coverage(calibration_truth, calibration_bands[lower], calibration_bands[upper]) for lower, upper in BANDS},
+        "calibration_coverage_raw": {
+            f"{upper - lower:.0%}": forecast_plots.coverage(calibration_truth, calibration_bands[lower], calibration_bands[upper])
+            for lower, upper in BANDS
+        },
         "conformal_factors": {f"{upper - lower:.0%}": k for (lower, upper), k in factors.items()},
         "epochs": args.epochs,
         "training_seconds": train_seconds,
