@@ -2,7 +2,11 @@
 
     bands = quantile_bands(paths)                    # paths: (n, ..., T, D) -> {0.05: ..., 0.25: ..., 0.5: ..., ...}
     coverage(truth, bands[0.05], bands[0.95])         # fraction of observed truth inside the 90% band
+    k = conformal_factor(truth, bands, 0.05, 0.95)    # on calibration forecasts: widen the 90% band by k
+    widened(bands, {(0.05, 0.95): k})                 # applied to other forecasts of the same model
 """
+
+import math
 
 import numpy as np
 
@@ -23,6 +27,41 @@ def coverage(truth, lower, upper):
     seen = np.isfinite(truth)
     inside = (truth >= lower) & (truth <= upper)
     return float(np.mean(inside[seen]))
+
+
+def conformal_factor(truth, bands, lower, upper):
+    """The split-conformal factor k by which the band [q_lower, q_upper] must be widened about the median to cover upper - lower.
+
+    Each observed entry's score is how far truth y lies from the median m
+    in units of the band's half-width on its side, s = (y - m) / (q_upper - m)
+    above the median and (m - y) / (m - q_lower) below; the band
+    m + k (q - m) holds y exactly when s <= k. k is the ceil((n + 1) (upper
+    - lower))-th smallest of the n scores, split-conformal prediction's
+    quantile: for a new forecast whose score is exchangeable with these,
+    the widened band covers with probability at least upper - lower. k < 1
+    narrows an over-dispersed band.
+    """
+    truth, median = np.asarray(truth), bands[0.5]
+    seen = np.isfinite(truth)
+    above = truth >= median
+    width = np.where(above, bands[upper] - median, median - bands[lower])
+    scores = (np.abs(truth - median) / np.maximum(width, np.finfo("float64").tiny))[seen]
+    rank = math.ceil((len(scores) + 1) * (upper - lower))
+    if rank > len(scores):
+        raise ValueError(
+            f"conformal_factor needs at least {math.ceil(1 / (1 - (upper - lower))) - 1} observed entries of truth "
+            f"for a {upper - lower:.0%} band. Received: {len(scores)}"
+        )
+    return float(np.sort(scores)[rank - 1])
+
+
+def widened(bands, factors):
+    """The bands with each (lower, upper) pair in `factors` moved about the median: q -> m + k (q - m)."""
+    result = dict(bands)
+    for (lower, upper), k in factors.items():
+        for q in (lower, upper):
+            result[q] = bands[0.5] + k * (bands[q] - bands[0.5])
+    return result
 
 
 def errors(truth, prediction):

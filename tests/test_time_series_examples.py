@@ -40,11 +40,17 @@ def test_co2_example_writes_its_figure_and_table(tmp_path):
     pytest.importorskip("statsmodels")
     run_script("examples/co2_forecast.py", "--tiny", "--out", str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["results"]) == {"latent SDE", "seasonal naive", "Holt-Winters (ETS A,A,A)"}
-    assert results["held_out_weeks"] == 4 * 52
-    for row in results["results"].values():
+    rows = results["results"]
+    assert set(rows) == {"latent SDE, calibrated", "latent SDE, raw bands", "seasonal naive", "Holt-Winters (ETS A,A,A)"}
+    assert results["held_out_weeks"] == 4 * 52 and results["calibration_windows"] == 4
+    for row in rows.values():
         assert 0.0 < row["mae"] <= row["rmse"]
-    assert 0.0 <= results["results"]["latent SDE"]["coverage_90"] <= 1.0
+    calibrated, raw = rows["latent SDE, calibrated"], rows["latent SDE, raw bands"]
+    assert calibrated["mae"] == raw["mae"]  # calibration moves the bands, not the median
+    for level, key in (("50%", "coverage_50"), ("90%", "coverage_90")):
+        widening = results["conformal_factors"][level] > 1.0  # a wider band covers at least as much, a narrower at most
+        assert (calibrated[key] >= raw[key]) if widening else (calibrated[key] <= raw[key])
+        assert 0.0 <= calibrated[key] <= 1.0
     assert (tmp_path / "co2.png").stat().st_size > 10_000
 
 
