@@ -16,11 +16,11 @@ posterior paths per sequence and averaged over the sequences.
 
 The two models are the same: both start the SDE at the first observation
 x(t0) (LatentSDE's `initial_state="observed"`: no q(z0), no initial KL, the
-latent space is the data space). What differs: torchsde steps dt = 0.01 (100
+latent space is the data space), and both posterior drifts read the context
+of the next observation time. What differs: torchsde steps dt = 0.01 (100
 steps, interpolating linearly to the observation times), LatentSDE steps
-through the observation times (two steps per interval: 98 steps); torchsde's
-posterior drift reads the context of the next observation time, LatentSDE's
-that of the latest one (t_k <= t). torchsde's Brownian
+through the observation times (two steps per interval: 98 steps); the
+networks' initialisations are each framework's defaults. torchsde's Brownian
 interval is told the step (`dt=1e-2`); without it, its first queries build
 the interval's tree and a step takes several times longer.
 

@@ -82,7 +82,7 @@ def posterior_by_hand(model, x, increments=None):
             states.append(z)
         if n == grid.num_steps:
             break
-        k = int(np.searchsorted(model.times, grid_times[n] + 1e-9, side="right")) - 1  # latest t_k <= t_n
+        k = min(int(np.searchsorted(model.times, grid_times[n] + 1e-9, side="right")), len(model.times) - 1)  # next t_k > t_n
         f = model.posterior_drift(ops.concatenate([z, ctx[:, k]], axis=-1))
         g = model.diffusion(z)
         kl = kl + 0.5 * ops.sum(ops.square((f - model.prior_drift(z)) / g), axis=-1) * dts[n]
@@ -135,11 +135,11 @@ def test_noisy_posterior_solve_takes_euler_steps_on_the_seeded_path():
     np.testing.assert_allclose(numpy(path_kl), numpy(kl), rtol=1e-5)
 
 
-def test_context_is_read_at_the_latest_observation_time_at_or_before_t():
+def test_context_is_read_at_the_next_observation_time_after_t():
     model = small_model()
     ctx = ops.convert_to_tensor(np.arange(4, dtype="float32").reshape(1, 4, 1) * np.ones((1, 1, 3), "float32"))
     fields = PosteriorFields(model, ctx, TIMES, Grid.through(TIMES, 0.1), carry_context=False)
-    for t, k in ((0.0, 0), (0.1, 0), (0.2, 1), (0.29, 1), (0.3, 2), (0.69, 2), (0.7, 3)):
+    for t, k in ((0.0, 1), (0.1, 1), (0.2, 2), (0.29, 2), (0.3, 3), (0.69, 3), (0.7, 3)):
         assert numpy(fields.context_at(ctx, ops.convert_to_tensor(t, "float32")))[0, 0] == k, t
 
 

@@ -30,11 +30,13 @@ class LatentSDE(keras.Model):
 
         ctx = Dense(GRU run backwards over [x with NaN as 0, mask])   (batch, T, C)
         z(t0) ~ q(z0 | x) = N(m_q, diag s_q^2),  (m_q, log s_q) = Dense(ctx[:, 0])
-        dz = f_phi(z, ctx(t)) dt + g(z) dW,  ctx(t) = ctx[:, k] for t_k <= t < t_{k+1}
+        dz = f_phi(z, ctx(t)) dt + g(z) dW,  ctx(t) = ctx[:, k+1] for t_k <= t < t_{k+1}
 
-    where f_phi is an MLP on [z, ctx(t)], and the diagonal diffusion g(z) is
-    shared by both SDEs (`DiagonalDiffusionNet`, one small network per
-    latent dimension, in (floor, 1)). The loss is the negative ELBO,
+    where f_phi is an MLP on [z, ctx(t)], on [t_k, t_{k+1}) the context of
+    the observations still ahead, x(t_{k+1}), ..., x(t_{T-1}) (those behind
+    are in z(t) already; torchsde's example reads the same); the diagonal
+    diffusion g(z) is shared by both SDEs (`DiagonalDiffusionNet`, one small
+    network per latent dimension, in (floor, 1)). The loss is the negative ELBO,
 
         loss = -E_q[ sum_k log p(x(t_k) | z(t_k)) ]
                + w * ( E_q[ int 1/2 |(f_phi - h_psi) / g|^2 dt ] + KL(q(z0) || p(z0)) ),
@@ -543,9 +545,12 @@ class PosteriorFields:
         self.tolerance = 0.01 * float(np.min(steps))  # float rounding of t, far below any step
 
     def context_at(self, ctx, t):
-        """ctx[:, k] for the latest observation time t_k <= t, `(batch, C)`."""
-        count = ops.sum(ops.cast(self.times <= t + self.tolerance, "int32"))
-        return ops.take(ctx, ops.clip(count - 1, 0, self.num_times - 1), axis=1)
+        """ctx[:, k+1] for t_k <= t < t_{k+1}: the context of the next observation time, `(batch, C)`.
+
+        (The last time's own context at t >= t_{T-1}, where no step is taken.)
+        """
+        count = ops.sum(ops.cast(self.times <= t + self.tolerance, "int32"))  # k + 1
+        return ops.take(ctx, ops.clip(count, 0, self.num_times - 1), axis=1)
 
     def split(self, h):
         """(z, ctx) from a state."""
