@@ -6,6 +6,7 @@ import keras
 
 from keras_nsde import optional
 from keras_nsde.backend.generic import (  # noqa: F401
+    Records,
     Weights,
     accelerated,
     random_shape,
@@ -19,12 +20,14 @@ from keras_nsde.backend.generic import (  # noqa: F401
 MAX_UNROLLED_STEPS = 100
 
 
-def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
+def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None, stack=True):
     """(carry_N, records) for carry_{n+1} = body(carry_n, n), as a reverse-differentiable `lax.scan`.
 
     See `keras_nsde.backend.generic.loop`. Unrolled up to MAX_UNROLLED_STEPS
     iterations unless `unroll=False` (a rolled scan keeps memory independent
     of N where XLA's schedule of an unrolled one would keep per-step buffers).
+    A scan stacks what it records in any case: `stack=False` returns the
+    stacked records as `StackedRecords`.
     """
 
     def scan_body(carry, n):
@@ -36,7 +39,24 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
     )
     if record is None:
         return final, None
-    return final, jax.tree.map(lambda stacked, last: jnp.concatenate([stacked, last[None]]), records, record(final))
+    records = jax.tree.map(lambda stacked, last: jnp.concatenate([stacked, last[None]]), records, record(final))
+    return final, (records if stack else StackedRecords(records))
+
+
+@jax.tree_util.register_pytree_node_class
+class StackedRecords(Records):
+    """`Records` stacked on a first axis, a pytree (a custom_vjp's residuals may hold it)."""
+
+    def __init__(self, stacked):
+        self.stacked = stacked
+        super().__init__(lambda n: jax.tree.map(lambda values: values[n], stacked))
+
+    def tree_flatten(self):
+        return (self.stacked,), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0])
 
 
 def custom_vjp(forward, backward, variables):

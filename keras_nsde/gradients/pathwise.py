@@ -71,13 +71,15 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
 
     def run(state, start, length, record=False):
         """The state after `length` steps from step index `start`, and with `record` the `length + 1` states passed."""
-        return primitives.loop(lambda s, i: step(s, start + i), state, length, record=_identity if record else None)
+        return primitives.loop(
+            lambda s, i: step(s, start + i), state, length, record=_identity if record else None, stack=False
+        )
 
     def forward(h0):
         # starts: the states at the segments' starts, 0, K, .., full_segments K (the last one starts the rest).
         last_full, starts = primitives.loop(
             lambda state, k: run(state, k * segment, segment)[0], solver.init(problem, h0), full_segments,
-            record=_identity, unroll=False,
+            record=_identity, unroll=False, stack=every_step,
         )
         final = run(last_full, full_segments * segment, rest)[0] if rest else last_full
         outputs = solver.output(starts) if every_step else solver.output(final)  # K = 1: the starts are every state
@@ -98,7 +100,7 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
                 adjoint, total = carry
                 index = length - 1 - i
                 n = start + index
-                state = keras.tree.map_structure(lambda stacked: stacked[index], states)
+                state = states[index]
                 _, adjoint, grads = primitives.vjp(lambda s: step(s, n), state, weights, adjoint)
                 if every_step:
                     adjoint = keras.tree.map_structure(ops.add, adjoint, output_adjoint(state, upstream[n]))
@@ -107,7 +109,7 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
             return primitives.loop(body, carry, length)[0]
 
         def segment_start(s):
-            return keras.tree.map_structure(lambda stacked: stacked[s], starts)
+            return keras.tree.map_structure(lambda stacked: stacked[s], starts) if every_step else starts[s]
 
         carry = (output_adjoint(final, upstream[num_steps] if every_step else upstream), accumulate.zeros())
         if rest:
