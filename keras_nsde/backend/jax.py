@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import keras
 
 from keras_nsde import optional
+from keras_nsde.backend import jax_same_conv
 from keras_nsde.backend.generic import (  # noqa: F401
     Records,
     Weights,
-    accelerated,
     random_shape,
     size,
     stateless,
@@ -95,14 +95,31 @@ def custom_vjp(forward, backward, variables):
 
 
 def vjp(function, x, weights, cotangent):
-    """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) by `jax.vjp`, weights passed explicitly."""
+    """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) by `jax.vjp`, weights passed explicitly.
+
+    The function is traced with `jax_same_conv.canonical_gradients()`: the
+    backward loops that call `vjp` are rolled, where XLA:CPU runs only
+    canonical convolutions fast.
+    """
 
     def explicit(x, values):
         return stateless(lambda: function(x), weights.variables)(*values)
 
-    outputs, pullback = jax.vjp(explicit, x, tuple(weights.values))
+    with jax_same_conv.canonical_gradients():
+        outputs, pullback = jax.vjp(explicit, x, tuple(weights.values))
     grad_x, grad_values = pullback(cotangent)
     return outputs, grad_x, list(grad_values)
+
+
+def accelerated(op, x):
+    """JAX's faster drop-in for `op` on x, or None (then the keras.ops version runs).
+
+    "same_conv2d": within a reverse-mode `vjp` on a CPU, the convolution whose
+    gradients XLA:CPU runs with Eigen inside rolled loops (`jax_same_conv`).
+    """
+    if op == "same_conv2d" and jax_same_conv.enabled():
+        return jax_same_conv.same_conv2d
+    return None
 
 
 def seed(values):

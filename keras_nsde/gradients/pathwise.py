@@ -72,7 +72,8 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
     def run(state, start, length, record=False):
         """The state after `length` steps from step index `start`, and with `record` the `length + 1` states passed."""
         return primitives.loop(
-            lambda s, i: step(s, start + i), state, length, record=_identity if record else None, stack=False
+            lambda s, i: step(s, start + i), state, length, record=_identity if record else None, stack=False,
+            unroll=False,
         )
 
     def forward(h0):
@@ -106,7 +107,7 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
                     adjoint = keras.tree.map_structure(ops.add, adjoint, output_adjoint(state, upstream[n]))
                 return adjoint, total + accumulate.flat(grads)
 
-            return primitives.loop(body, carry, length)[0]
+            return primitives.loop(body, carry, length, unroll=False)[0]
 
         def segment_start(s):
             return keras.tree.map_structure(lambda stacked: stacked[s], starts) if every_step else starts[s]
@@ -119,7 +120,7 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
             s = full_segments - 1 - i
             return segment_backward(segment_start(s), s * segment, segment, carry)
 
-        adjoint, total = primitives.loop(previous_segment, carry, full_segments)[0]
+        adjoint, total = primitives.loop(previous_segment, carry, full_segments, unroll=False)[0]
         _, grad_h0, init_grads = primitives.vjp(lambda h: solver.init(problem, h), h0, weights, adjoint)
         return grad_h0, accumulate.split(total + accumulate.flat(init_grads))
 
