@@ -27,6 +27,10 @@ steps per segment:
     (each step again under its VJP): about 3N plus N backward passes, against
     autodiff's N plus N: about 1.67x autodiff's time, 1.33x with C = N.
 With a trajectory output every state is an output anyway and is kept (K = 1).
+The checkpoints and the recomputed states are records read back one at a
+time (`loop(..., stack=False)`: no second, stacked copy), and every loop is
+rolled (`unroll=False`): compile time does not grow with N, and an XLA
+schedule holds one step's temporaries at a time.
 """
 
 import math
