@@ -17,7 +17,11 @@ Memory ("growth", MiB), the best measure each backend offers:
   what it held after tracing (`tf.config.experimental.get_memory_info`);
 - JAX: the compiled step's temporaries (`memory_analysis().temp_size_in_bytes`);
 - PyTorch: the process's peak RSS during six steps minus its RSS before them
-  (no CPU allocator statistics; glibc returns large blocks to the system).
+  (no CPU allocator statistics), with glibc's mmap threshold fixed at 128 KiB
+  (`MALLOC_MMAP_THRESHOLD_`), so every freed tensor of 128 KiB or more goes
+  back to the system (glibc otherwise raises the threshold after the first
+  such free and keeps later blocks in its heap, and the RSS no longer
+  follows the tensors alive).
 The process's peak-RSS growth is reported beside it for every backend.
 """
 
@@ -180,7 +184,8 @@ def main():
                     [sys.executable, __file__, CHILD_FLAG, json.dumps(spec)],
                     capture_output=True, text=True, check=True,
                     env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-                         "TF_CPU_ALLOCATOR_USE_BFC": "true"},  # TensorFlow's pooled allocator keeps peak statistics
+                         "TF_CPU_ALLOCATOR_USE_BFC": "true",  # TensorFlow's pooled allocator keeps peak statistics
+                         "MALLOC_MMAP_THRESHOLD_": "131072"},  # PyTorch's RSS follows its tensors (see above)
                 )
                 row = {"backend": backend, "variant": variant, "num_steps": num_steps,
                        **json.loads(result.stdout.strip().splitlines()[-1])}

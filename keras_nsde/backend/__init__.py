@@ -10,8 +10,9 @@ once in `keras.ops` above them) and import nothing from `keras_nsde.solvers`,
 `.gradients` or `.layers`. What is the same on every backend is written once
 in `generic` and re-exported. The primitives (`PRIMITIVES`):
 
-    loop(body, carry, num_steps, record=None, lookahead=False, unroll=None)
+    loop(body, carry, num_steps, record=None, lookahead=False, unroll=None, stack=True)
                                     the time loop: carry_{n+1} = body(carry_n, n), optionally stacking record(carry_n)
+                                    (stack=False: `Records`, read back one at a time without a stacked copy)
     custom_vjp(forward, backward, variables)
                                     a function of h0 with a hand-written backward pass (the weights it reads included)
     vjp(function, x, weights, cotangent)

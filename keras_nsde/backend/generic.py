@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 
-def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
+def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None, stack=True):
     """(carry_N, records) for carry_{n+1} = body(carry_n, n), n = 0 .. num_steps - 1, as a Python loop.
 
     Args:
@@ -19,6 +19,10 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
             axis. None: records is None.
         lookahead: let a graph loop run iterations ahead (TensorFlow); a Python loop ignores it.
         unroll: unroll a graph loop (JAX); None lets the backend choose.
+        stack: False returns the records as `Records`, read one at a time
+            (`records[n]`), without copying them into one stacked tensor: a
+            backward pass that only reads them back keeps one copy (a stack
+            is a second copy of all of them, held while the first is freed).
     """
     records = []
     for n in range(num_steps):
@@ -28,7 +32,23 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
     if record is None:
         return carry, None
     records.append(record(carry))
+    if not stack:
+        return carry, Records(records.__getitem__)
     return carry, keras.tree.map_structure(lambda *values: ops.stack(values), *records)
+
+
+class Records:
+    """The values `loop(..., record=record, stack=False)` recorded: `records[n]` is record(carry_n), n = 0 .. N.
+
+    `n` may be a loop index of the backend's `loop` (a Python int on the
+    eager backends, a tensor in a graph loop).
+    """
+
+    def __init__(self, read):
+        self.read = read
+
+    def __getitem__(self, n):
+        return self.read(n)
 
 
 class Weights(NamedTuple):

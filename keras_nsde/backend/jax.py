@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import keras
 
 from keras_nsde import optional
+from keras_nsde.backend import jax_same_conv
 from keras_nsde.backend.generic import (  # noqa: F401
+    Records,
     Weights,
-    accelerated,
     random_shape,
     size,
     stateless,
@@ -19,12 +20,14 @@ from keras_nsde.backend.generic import (  # noqa: F401
 MAX_UNROLLED_STEPS = 100
 
 
-def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
+def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None, stack=True):
     """(carry_N, records) for carry_{n+1} = body(carry_n, n), as a reverse-differentiable `lax.scan`.
 
     See `keras_nsde.backend.generic.loop`. Unrolled up to MAX_UNROLLED_STEPS
     iterations unless `unroll=False` (a rolled scan keeps memory independent
     of N where XLA's schedule of an unrolled one would keep per-step buffers).
+    A scan stacks what it records in any case: `stack=False` returns the
+    stacked records as `StackedRecords`.
     """
 
     def scan_body(carry, n):
@@ -36,7 +39,24 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
     )
     if record is None:
         return final, None
-    return final, jax.tree.map(lambda stacked, last: jnp.concatenate([stacked, last[None]]), records, record(final))
+    records = jax.tree.map(lambda stacked, last: jnp.concatenate([stacked, last[None]]), records, record(final))
+    return final, (records if stack else StackedRecords(records))
+
+
+@jax.tree_util.register_pytree_node_class
+class StackedRecords(Records):
+    """`Records` stacked on a first axis, a pytree (a custom_vjp's residuals may hold it)."""
+
+    def __init__(self, stacked):
+        self.stacked = stacked
+        super().__init__(lambda n: jax.tree.map(lambda values: values[n], stacked))
+
+    def tree_flatten(self):
+        return (self.stacked,), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0])
 
 
 def custom_vjp(forward, backward, variables):
@@ -75,14 +95,31 @@ def custom_vjp(forward, backward, variables):
 
 
 def vjp(function, x, weights, cotangent):
-    """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) by `jax.vjp`, weights passed explicitly."""
+    """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) by `jax.vjp`, weights passed explicitly.
+
+    The function is traced with `jax_same_conv.canonical_gradients()`: the
+    backward loops that call `vjp` are rolled, where XLA:CPU runs only
+    canonical convolutions fast.
+    """
 
     def explicit(x, values):
         return stateless(lambda: function(x), weights.variables)(*values)
 
-    outputs, pullback = jax.vjp(explicit, x, tuple(weights.values))
+    with jax_same_conv.canonical_gradients():
+        outputs, pullback = jax.vjp(explicit, x, tuple(weights.values))
     grad_x, grad_values = pullback(cotangent)
     return outputs, grad_x, list(grad_values)
+
+
+def accelerated(op, x):
+    """JAX's faster drop-in for `op` on x, or None (then the keras.ops version runs).
+
+    "same_conv2d": within a reverse-mode `vjp` on a CPU, the convolution whose
+    gradients XLA:CPU runs with Eigen inside rolled loops (`jax_same_conv`).
+    """
+    if op == "same_conv2d" and jax_same_conv.enabled():
+        return jax_same_conv.same_conv2d
+    return None
 
 
 def seed(values):

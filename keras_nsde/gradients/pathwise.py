@@ -27,6 +27,10 @@ steps per segment:
     (each step again under its VJP): about 3N plus N backward passes, against
     autodiff's N plus N: about 1.67x autodiff's time, 1.33x with C = N.
 With a trajectory output every state is an output anyway and is kept (K = 1).
+The checkpoints and the recomputed states are records read back one at a
+time (`loop(..., stack=False)`: no second, stacked copy), and every loop is
+rolled (`unroll=False`): compile time does not grow with N, and an XLA
+schedule holds one step's temporaries at a time.
 """
 
 import math
@@ -71,13 +75,16 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
 
     def run(state, start, length, record=False):
         """The state after `length` steps from step index `start`, and with `record` the `length + 1` states passed."""
-        return primitives.loop(lambda s, i: step(s, start + i), state, length, record=_identity if record else None)
+        return primitives.loop(
+            lambda s, i: step(s, start + i), state, length, record=_identity if record else None, stack=False,
+            unroll=False,
+        )
 
     def forward(h0):
         # starts: the states at the segments' starts, 0, K, .., full_segments K (the last one starts the rest).
         last_full, starts = primitives.loop(
             lambda state, k: run(state, k * segment, segment)[0], solver.init(problem, h0), full_segments,
-            record=_identity, unroll=False,
+            record=_identity, unroll=False, stack=every_step,
         )
         final = run(last_full, full_segments * segment, rest)[0] if rest else last_full
         outputs = solver.output(starts) if every_step else solver.output(final)  # K = 1: the starts are every state
@@ -98,16 +105,16 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
                 adjoint, total = carry
                 index = length - 1 - i
                 n = start + index
-                state = keras.tree.map_structure(lambda stacked: stacked[index], states)
+                state = states[index]
                 _, adjoint, grads = primitives.vjp(lambda s: step(s, n), state, weights, adjoint)
                 if every_step:
                     adjoint = keras.tree.map_structure(ops.add, adjoint, output_adjoint(state, upstream[n]))
                 return adjoint, total + accumulate.flat(grads)
 
-            return primitives.loop(body, carry, length)[0]
+            return primitives.loop(body, carry, length, unroll=False)[0]
 
         def segment_start(s):
-            return keras.tree.map_structure(lambda stacked: stacked[s], starts)
+            return keras.tree.map_structure(lambda stacked: stacked[s], starts) if every_step else starts[s]
 
         carry = (output_adjoint(final, upstream[num_steps] if every_step else upstream), accumulate.zeros())
         if rest:
@@ -117,7 +124,7 @@ def pathwise_solve(solver, problem, h0, checkpoints=None):
             s = full_segments - 1 - i
             return segment_backward(segment_start(s), s * segment, segment, carry)
 
-        adjoint, total = primitives.loop(previous_segment, carry, full_segments)[0]
+        adjoint, total = primitives.loop(previous_segment, carry, full_segments, unroll=False)[0]
         _, grad_h0, init_grads = primitives.vjp(lambda h: solver.init(problem, h), h0, weights, adjoint)
         return grad_h0, accumulate.split(total + accumulate.flat(init_grads))
 

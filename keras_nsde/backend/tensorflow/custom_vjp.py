@@ -40,7 +40,13 @@ def custom_vjp(forward, backward, variables):
 
 
 def vjp(function, x, weights, cotangent):
-    """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) on a tape; zeros where unconnected."""
+    """(function(x), cotangent . d function/dx, [cotangent . d function/dw]) on a tape; zeros where unconnected.
+
+    Each leaf of x is watched as a tensor of its own (an identity): a tape
+    would give one tensor that fills two leaves (y = y^ = h0 in reversible
+    Heun's first state) the sum of both leaves' gradients in each.
+    """
+    x = tf.nest.map_structure(tf.identity, x)
     values = list(weights.values)
     with tf.GradientTape() as tape:
         tape.watch(x)

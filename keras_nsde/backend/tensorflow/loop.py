@@ -3,8 +3,10 @@
 import keras
 import tensorflow as tf
 
+from keras_nsde.backend.generic import Records
 
-def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
+
+def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None, stack=True):
     """(carry_N, records) for carry_{n+1} = body(carry_n, n), n = 0 .. num_steps - 1.
 
     Tracing cost does not grow with N. See `keras_nsde.backend.generic.loop`
@@ -12,10 +14,16 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
     constant-fold a seeded draw at a constant index with TensorFlow's kernel,
     whose numbers differ from XLA's. Without `lookahead` the loop runs one
     iteration at a time (`parallel_iterations=1`): backward passes would
-    otherwise keep later iterations' draws and temporaries alive.
-    `unroll` is ignored.
+    otherwise keep later iterations' draws and temporaries alive; and an
+    iteration's index waits for the carry it receives, so work that does not
+    read the carry (recomputing a segment from a checkpoint) cannot start
+    while the work before the loop that computes the carry holds its own
+    temporaries. Records read one at a time (`stack=False`) stay in their
+    TensorArrays. `unroll` is ignored.
     """
     parallel_iterations = 10 if lookahead else 1
+    if not lookahead:
+        body = _after_carry(body)
     if record is None:
         _, final = tf.while_loop(
             lambda n, carry: n < num_steps,
@@ -28,7 +36,7 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
 
     example = record(carry)
     arrays = keras.tree.map_structure(
-        lambda x: tf.TensorArray(x.dtype, size=num_steps + 1, element_shape=x.shape), example
+        lambda x: tf.TensorArray(x.dtype, size=num_steps + 1, element_shape=x.shape, clear_after_read=False), example
     )
     flat_arrays = keras.tree.flatten(arrays)
 
@@ -45,4 +53,17 @@ def loop(body, carry, num_steps, record=None, lookahead=False, unroll=None):
         parallel_iterations=parallel_iterations,
     )
     flat_arrays = [array.write(num_steps, value) for array, value in zip(flat_arrays, keras.tree.flatten(record(final)))]
+    if not stack:
+        return final, Records(lambda n: keras.tree.pack_sequence_as(example, [array.read(n) for array in flat_arrays]))
     return final, keras.tree.pack_sequence_as(example, [array.stack() for array in flat_arrays])
+
+
+def _after_carry(body):
+    """`body` whose step index is available only once every tensor of the carry is."""
+
+    def gated(carry, n):
+        with tf.control_dependencies(keras.tree.flatten(carry)):
+            n = tf.identity(n)
+        return body(carry, n)
+
+    return gated
