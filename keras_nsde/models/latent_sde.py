@@ -157,15 +157,19 @@ class LatentSDE(keras.Model):
         self.initial_state = initial_state
 
         units, policy = self.hidden_units, self.dtype_policy
-        self.encoder_gru = keras.layers.GRU(units, return_sequences=True, dtype=policy, name="encoder_gru")
-        self.encoder_context = keras.layers.Dense(self.context_dim, dtype=policy, name="encoder_context")
+        gru_init = torch_uniform(units)  # PyTorch's nn.GRU: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))
+        self.encoder_gru = keras.layers.GRU(
+            units, return_sequences=True, kernel_initializer=gru_init, recurrent_initializer=gru_init,
+            bias_initializer=gru_init, dtype=policy, name="encoder_gru",
+        )
+        self.encoder_context = torch_dense(self.context_dim, units, policy, name="encoder_context")
         self.initial_posterior = (  # q(z0 | x)'s mean and log std from ctx[:, 0]
             None
             if initial_state == "observed"
             else keras.layers.Dense(2 * self.latent_dim, dtype=policy, name="initial_posterior")
         )
-        self.posterior_drift = drift_mlp(units, self.latent_dim, policy, "posterior_drift")
-        self.prior_drift = drift_mlp(units, self.latent_dim, policy, "prior_drift")
+        self.posterior_drift = drift_mlp(self.latent_dim + self.context_dim, units, self.latent_dim, policy, "posterior_drift")
+        self.prior_drift = drift_mlp(self.latent_dim, units, self.latent_dim, policy, "prior_drift")
         self.diffusion = DiagonalDiffusionNet(units, self.diffusion_floor, dtype=policy, name="diffusion")
         self.decoder = None  # Dense(D), made in build once D is known
 
@@ -635,13 +639,27 @@ def standard_noise(likelihood, next_seed, like):
     return ops.sqrt(ops.square(z1) + ops.square(z2)) * normal
 
 
-def drift_mlp(units, outputs, dtype, name):
+def torch_uniform(fan_in):
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for nn.Linear and nn.GRU weights and biases."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+def torch_dense(units, inputs, dtype, activation=None, name=None):
+    """A Dense layer initialised as PyTorch's nn.Linear(inputs, units) (torchsde's example's layers)."""
+    init = torch_uniform(inputs)
+    return keras.layers.Dense(
+        units, activation=activation, kernel_initializer=init, bias_initializer=init, dtype=dtype, name=name
+    )
+
+
+def drift_mlp(inputs, units, outputs, dtype, name):
     """Dense(units, softplus) -> Dense(units, softplus) -> Dense(outputs): torchsde's example's f_net and h_net."""
     return keras.Sequential(
         [
-            keras.layers.Dense(units, activation="softplus", dtype=dtype),
-            keras.layers.Dense(units, activation="softplus", dtype=dtype),
-            keras.layers.Dense(outputs, dtype=dtype),
+            torch_dense(units, inputs, dtype, activation="softplus"),
+            torch_dense(units, units, dtype, activation="softplus"),
+            torch_dense(outputs, units, dtype),
         ],
         name=name,
     )
