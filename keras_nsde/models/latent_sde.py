@@ -57,6 +57,11 @@ class LatentSDE(keras.Model):
     observation, z(t0) = x(t0), the decoder is the identity and there is no
     initial KL (no p(z0), q(z0)); the first observation must be present.
 
+    The encoder and drift networks start from PyTorch's default weights
+    (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases included), as torchsde's
+    example does: on its Lorenz data Keras' Glorot kernels and zero biases
+    trained markedly slower (docs/guides/time-series.md).
+
     The drifts do not read t itself: the posterior learns where it is in the
     window from ctx(t), and the prior, being autonomous, can be run past the
     end of the training windows (forecasts).
