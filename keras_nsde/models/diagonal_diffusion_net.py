@@ -1,11 +1,10 @@
 """A learned diagonal diffusion g(z) with one small network per dimension, as in torchsde's latent SDE example."""
 
-import math
-
 import keras
 from keras import ops
 
 from keras_nsde import validation
+from keras_nsde.models.torch_init import torch_uniform
 
 
 @keras.saving.register_keras_serializable(package="keras_nsde")
@@ -35,8 +34,8 @@ class DiagonalDiffusionNet(keras.layers.Layer):
         self.floor = validation.number("floor", floor, minimum=0.0, maximum=1.0, exclusive_maximum=True)
 
     def build(self, input_shape):
-        dim, bound = input_shape[-1], 1.0 / math.sqrt(self.hidden_units)
-        unit, output = keras.initializers.RandomUniform(-1.0, 1.0), keras.initializers.RandomUniform(-bound, bound)
+        dim = input_shape[-1]
+        unit, output = torch_uniform(1), torch_uniform(self.hidden_units)
         shape = (dim, self.hidden_units)
         self.w1 = self.add_weight(name="w1", shape=shape, initializer=unit)
         self.b1 = self.add_weight(name="b1", shape=shape, initializer=unit)

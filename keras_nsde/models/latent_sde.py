@@ -13,6 +13,7 @@ from keras import ops
 from keras_nsde import backend, brownian, gradients, solvers, validation
 from keras_nsde.models.diagonal_diffusion_net import DiagonalDiffusionNet
 from keras_nsde.models.likelihoods import LIKELIHOODS, diagonal_gaussian_kl, masked_log_likelihood, observed
+from keras_nsde.models.torch_init import torch_dense, torch_uniform
 from keras_nsde.solvers import Grid, SaveAt, SDETerms
 
 
@@ -642,20 +643,6 @@ def standard_noise(likelihood, next_seed, like):
         return normal
     z1, z2 = brownian_normal(next_seed(), like), brownian_normal(next_seed(), like)
     return ops.sqrt(ops.square(z1) + ops.square(z2)) * normal
-
-
-def torch_uniform(fan_in):
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for nn.Linear and nn.GRU weights and biases."""
-    bound = 1.0 / np.sqrt(fan_in)
-    return keras.initializers.RandomUniform(-bound, bound)
-
-
-def torch_dense(units, inputs, dtype, activation=None, name=None):
-    """A Dense layer initialised as PyTorch's nn.Linear(inputs, units) (torchsde's example's layers)."""
-    init = torch_uniform(inputs)
-    return keras.layers.Dense(
-        units, activation=activation, kernel_initializer=init, bias_initializer=init, dtype=dtype, name=name
-    )
 
 
 def drift_mlp(inputs, units, outputs, dtype, name):
