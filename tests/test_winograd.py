@@ -23,11 +23,13 @@ def _inputs(shape, c_out, seed=0):
 
 
 # Odd sizes (partial tiles), one pixel, more tiles than one 18-tile chunk, and
-# chunks ending in 1..5 leftover rows of the 6-row block (23, 15, 4, 1, 2 tiles).
+# chunks ending in 1..5 leftover rows of the 6-row block (23, 15, 4, 1, 2 tiles);
+# output channels that take every column block of the products (8 and 16
+# lanes: 8, 16, 24, 40, 48, 64 = pairs of wide vectors, one wide, an 8-lane tail).
 @pytest.mark.parametrize(
     "shape, c_out",
     [((2, 7, 5, 8), 16), ((1, 1, 1, 16), 8), ((3, 10, 12, 24), 40), ((1, 2, 46, 8), 8), ((1, 6, 10, 40), 16),
-     ((1, 4, 4, 8), 24), ((1, 2, 3, 8), 8)],
+     ((1, 4, 4, 8), 24), ((1, 2, 3, 8), 8), ((2, 5, 6, 16), 48), ((1, 3, 4, 64), 64)],
 )
 def test_convolution_and_filter_gradient_equal_tensorflows(shape, c_out):
     x, kernel, dy = _inputs(shape, c_out)

@@ -4,7 +4,7 @@
 
 The cache key covers everything that changes the binary: the sources, the
 TensorFlow version, the compiler's path and `--version` banner, and the full
-flag list (host-detected `-mavx2 -mfma` included, so a cache shared between
+flag list (host-detected `-mavx2 -mfma` and `-mavx512f` included, so a cache shared between
 machines never hands one CPU a library built for another). The compiler's
 output, warnings included, is kept beside the library in `<name>.log`.
 
@@ -62,6 +62,8 @@ def compiler_flags():
     flags = ["-shared", "-fPIC", "-O3", "-Wall", "-ffp-contract=fast"]
     if _cpu_has("avx2", "fma"):
         flags += ["-mavx2", "-mfma"]
+    if _cpu_has("avx512f"):
+        flags += ["-mavx512f"]  # the Winograd products' 16-lane vectors
     # TensorFlow's headers as system headers: -Wall then reports our sources' warnings, not theirs.
     tensorflow_flags = [
         f"-isystem{flag[2:]}" if flag.startswith("-I") else flag for flag in tf.sysconfig.get_compile_flags()
