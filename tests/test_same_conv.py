@@ -59,3 +59,4 @@ def test_same_conv2d_is_conv2d_in_float32():
 def test_value_error_when_kernel_size_is_not_odd(kernel_size):
     with pytest.raises(ValueError, match=f"kernel_size=.*{kernel_size}"):
         TimeConv2D(4, kernel_size=kernel_size)
+

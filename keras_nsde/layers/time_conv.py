@@ -14,8 +14,14 @@ class TimeConv2D(keras.layers.Layer):
     The paper's drift convolves h concatenated with a constant plane holding
     t. That plane's contribution is t * conv(1, K_t), where K_t is the
     kernel slice of the time channel and the ones-plane is zero-padded like
-    h, so borders are exact. Computing it that way costs a tiny single-channel
-    convolution instead of concatenating a channel to every state.
+    h, so borders are exact. Zero padding makes conv(1, K_t) separable:
+
+        conv(1, K_t)[y, x, o] = sum_{a, b} R[y, a] C[x, b] K_t[a, b, o],
+        R[y, a] = 1 if 0 <= y + a - k // 2 < height (C likewise for width),
+
+    two small matrix products (`_time_map`) instead of concatenating a
+    channel to every state, or a single-channel convolution whose kernel
+    gradient costs a full library call per drift evaluation.
 
     Args:
         filters: output channels.
@@ -46,10 +52,8 @@ class TimeConv2D(keras.layers.Layer):
         self.built = True
 
     def call(self, h, t):
-        time_kernel, state_kernel = self.kernel[:, :, :1, :], self.kernel[:, :, 1:, :]
-        height, width = ops.shape(h)[1], ops.shape(h)[2]
-        ones_plane = ops.ones((1, height, width, 1), dtype=h.dtype)
-        time_map = ops.conv(ones_plane, time_kernel, padding="same")
+        time_kernel, state_kernel = self.kernel[:, :, 0, :], self.kernel[:, :, 1:, :]
+        time_map = _time_map(time_kernel, ops.shape(h)[1], ops.shape(h)[2], h.dtype)
         out = same_conv2d(h, state_kernel)
         return out + (ops.cast(t, h.dtype) * time_map + self.bias)  # one full-size add
 
@@ -58,3 +62,22 @@ class TimeConv2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+
+
+def _valid_taps(size, kernel_size, dtype):
+    """(size, kernel_size): 1 where tap a of a 'same' convolution reads inside the image at position y, else 0."""
+    position = ops.expand_dims(ops.arange(size), 1) + ops.expand_dims(ops.arange(kernel_size), 0) - kernel_size // 2
+    return ops.cast(ops.logical_and(position >= 0, position < size), dtype)
+
+
+def _time_map(time_kernel, height, width, dtype):
+    """conv(ones(height, width), time_kernel) with 'same' zero padding: (height, width, filters).
+
+    time_kernel is (k, k, filters); the map is R K_t C^T per output channel with
+    R = `_valid_taps(height)`, C = `_valid_taps(width)`.
+    """
+    kernel_size = time_kernel.shape[0]
+    rows = _valid_taps(height, kernel_size, dtype)  # (H, k)
+    columns = _valid_taps(width, kernel_size, dtype)  # (W, k)
+    by_row = ops.tensordot(rows, time_kernel, axes=1)  # (H, k_b, filters)
+    return ops.einsum("xb,ybo->yxo", columns, by_row)
