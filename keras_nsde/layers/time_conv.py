@@ -19,7 +19,7 @@ class TimeConv2D(keras.layers.Layer):
         conv(1, K_t)[y, x, o] = sum_{a, b} R[y, a] C[x, b] K_t[a, b, o],
         R[y, a] = 1 if 0 <= y + a - k // 2 < height (C likewise for width),
 
-    two small matrix products (`_time_map`) instead of concatenating a
+    one small matrix product (`_time_map`) instead of concatenating a
     channel to every state, or a single-channel convolution whose kernel
     gradient costs a full library call per drift evaluation.
 
@@ -73,11 +73,13 @@ def _valid_taps(size, kernel_size, dtype):
 def _time_map(time_kernel, height, width, dtype):
     """conv(ones(height, width), time_kernel) with 'same' zero padding: (height, width, filters).
 
-    time_kernel is (k, k, filters); the map is R K_t C^T per output channel with
-    R = `_valid_taps(height)`, C = `_valid_taps(width)`.
+    time_kernel is (k, k, filters). The map is one matrix product,
+    (H W, k k) taps inside the image times (k k, filters): the valid-tap
+    products R[y, a] C[x, b] are constants.
     """
-    kernel_size = time_kernel.shape[0]
+    kernel_size, filters = time_kernel.shape[0], time_kernel.shape[-1]
     rows = _valid_taps(height, kernel_size, dtype)  # (H, k)
     columns = _valid_taps(width, kernel_size, dtype)  # (W, k)
-    by_row = ops.tensordot(rows, time_kernel, axes=1)  # (H, k_b, filters)
-    return ops.einsum("xb,ybo->yxo", columns, by_row)
+    taps = ops.reshape(rows[:, None, :, None] * columns[None, :, None, :], (height * width, kernel_size * kernel_size))
+    time_map = ops.matmul(taps, ops.reshape(time_kernel, (kernel_size * kernel_size, filters)))
+    return ops.reshape(time_map, (height, width, filters))
