@@ -52,8 +52,9 @@ class TimeConv2D(keras.layers.Layer):
         self.built = True
 
     def call(self, h, t):
-        time_kernel, state_kernel = self.kernel[:, :, 0, :], self.kernel[:, :, 1:, :]
-        time_map = _time_map(time_kernel, ops.shape(h)[1], ops.shape(h)[2], h.dtype)
+        # split, not two slices: its gradient is one concatenation, where each slice's is a zero-filled kernel
+        time_kernel, state_kernel = ops.split(self.kernel, [1], axis=2)
+        time_map = _time_map(time_kernel[:, :, 0, :], ops.shape(h)[1], ops.shape(h)[2], h.dtype)
         out = same_conv2d(h, state_kernel)
         return out + (ops.cast(t, h.dtype) * time_map + self.bias)  # one full-size add
 
