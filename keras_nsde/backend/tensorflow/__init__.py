@@ -10,6 +10,7 @@ from keras_nsde.backend.tensorflow.dormand_prince import dormand_prince
 from keras_nsde.backend.tensorflow.forward_mode import input_gradient, jacobian_products, weight_jvp
 from keras_nsde.backend.tensorflow.group_norm import group_norm
 from keras_nsde.backend.tensorflow.kernels.group_norm_ops import can_fuse
+from keras_nsde.backend.tensorflow.kernels.random_ops import philox_uniform
 from keras_nsde.backend.tensorflow.loop import loop
 from keras_nsde.backend.tensorflow.same_conv import same_conv2d
 
@@ -44,8 +45,8 @@ def fold_in(seed, n):
 
 
 def uniform(shape, seed, dtype):
-    """Uniforms in [0, 1) of `shape`, a function of the seed alone."""
-    return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype, alg="philox")
+    """Uniforms in [0, 1) of `shape`, a function of the seed alone (`tf.random.stateless_uniform`'s Philox numbers)."""
+    return philox_uniform(shape, seed, dtype)
 
 
 def normal(shape, seed, dtype):

@@ -7,6 +7,8 @@
 - `winograd_conv_kernels.cc`: 3x3 'same' convolutions and their kernel
   gradient by Winograd's F(2x2, 3x3) algorithm (`conv_ops`), 2.25x fewer
   multiplications than the direct convolution oneDNN runs.
+- `philox_uniform_kernels.cc`: TensorFlow's stateless Philox uniforms, bit
+  for bit, with the rounds vectorised (`random_ops`).
 
 The library is built against the installed TensorFlow (its headers and
 `tf.sysconfig` flags) into a cache folder, once per source, TensorFlow
@@ -89,9 +91,13 @@ def portable_ops():
 
 def can_fuse(x):
     """Whether the compiled kernels can run on x here: float32, no GPU, not in XLA, not exporting."""
+    return x.dtype == tf.float32 and kernels_usable()
+
+
+def kernels_usable():
+    """Whether the compiled kernels can run here: built, no GPU, not in XLA, not exporting."""
     return (
-        x.dtype == tf.float32
-        and not getattr(_tracing, "portable", False)
+        not getattr(_tracing, "portable", False)
         and not in_save_context()
         and not _in_xla_function()
         and not tf.config.list_physical_devices("GPU")
