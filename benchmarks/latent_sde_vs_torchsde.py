@@ -19,8 +19,9 @@ x(t0) (LatentSDE's `initial_state="observed"`: no q(z0), no initial KL, the
 latent space is the data space), and both posterior drifts read the context
 of the next observation time. What differs: torchsde steps dt = 0.01 (100
 steps, interpolating linearly to the observation times), LatentSDE steps
-through the observation times (two steps per interval: 98 steps); the
-networks' initialisations are each framework's defaults. torchsde's Brownian
+through the observation times (two steps per interval: 98 steps), and
+the random numbers differ. Both start from PyTorch's default initial
+weights (LatentSDE's encoder and drift networks use them). torchsde's Brownian
 interval is told the step (`dt=1e-2`); without it, its first queries build
 the interval's tree and a step takes several times longer.
 
