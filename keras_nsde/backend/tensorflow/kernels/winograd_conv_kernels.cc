@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -341,20 +340,15 @@ class WinogradFilterGradOp : public OpKernel {
     Tensor* dk_tensor = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({3, 3, g.c_in, g.c_out}), &dk_tensor));
     const int64_t block = g.c_in * g.c_out;
-    // Chunk k adds into partial k % groups (its first chunk writes it: no
-    // zero fill); partials are summed in order. The group count depends on
-    // the shapes only (never on threads): up to 16, fewer for wide kernels so
-    // the partials stay within about 16 MB.
+    // Chunk k adds into partial k % groups; partials are summed in order. The
+    // group count depends on the shapes only (never on threads): up to 16,
+    // fewer for wide kernels so the partials stay within about 16 MB.
     const int64_t max_groups = std::max<int64_t>(2, (int64_t{4} << 20) / (kTile * block));
     const int64_t groups = std::min<int64_t>(g.chunks(), std::min<int64_t>(16, max_groups));
-    if (groups == 0) {  // no tiles: a zero gradient
-      std::fill(dk_tensor->flat<float>().data(), dk_tensor->flat<float>().data() + 9 * block, 0.0f);
-      return;
-    }
-    std::unique_ptr<float[]> partial(new float[groups * kTile * block]);
+    std::vector<float> partial(std::max<int64_t>(groups, 1) * kTile * block, 0.0f);
     const float* x = x_tensor.flat<float>().data();
     const float* dy = dy_tensor.flat<float>().data();
-    const int64_t cost = g.chunks() / groups * kChunkTiles * kTile * block * 2;
+    const int64_t cost = g.chunks() / std::max<int64_t>(groups, 1) * kChunkTiles * kTile * block * 2;
     knsde::ParallelFor(ctx, groups, cost, [&](int64_t begin, int64_t end) {
       std::vector<float> V(kTile * kChunkTiles * g.c_in), dM(kTile * kChunkTiles * g.c_out);
       for (int64_t group = begin; group < end; ++group) {
@@ -364,47 +358,33 @@ class WinogradFilterGradOp : public OpKernel {
           TransformInput(g, x, t0, count, V.data());
           TransformOutputGradient(g, dy, t0, count, dM.data());
           for (int xi = 0; xi < kTile; ++xi) {
-            // dU_xi (C_in x C_out) (+)= V_xi^T (C_in x count) dM_xi (count x C_out)
+            // dU_xi (C_in x C_out) += V_xi^T (C_in x count) dM_xi (count x C_out)
             MatMul(&V[xi * count * g.c_in], 1, g.c_in, &dM[xi * count * g.c_out], g.c_out, g.c_in, count, g.c_out,
-                   dU + xi * block, g.c_out, /*accumulate=*/chunk != group);
+                   dU + xi * block, g.c_out, true);
           }
         }
       }
     });
-    // Per span of kernel entries, in parallel: dU = the partials' sum (in
-    // group order), then dg[a][b] = sum_ij G[i][a] G[j][b] dU[ij].
+    for (int64_t group = 1; group < groups; ++group) {
+      const float* p = &partial[group * kTile * block];
+      for (int64_t e = 0; e < kTile * block; ++e) partial[e] += p[e];
+    }
+    // dg[a][b] = sum_ij G[i][a] G[j][b] dU[ij]
     float* dk = dk_tensor->flat<float>().data();
-    constexpr int64_t kSpan = 256;
-    const int64_t spans = (block + kSpan - 1) / kSpan;
-    knsde::ParallelFor(ctx, spans, kSpan * kTile * (groups + 9), [&](int64_t begin, int64_t end) {
-      std::vector<float> dU(kTile * kSpan);
-      for (int64_t span = begin; span < end; ++span) {
-        const int64_t e0 = span * kSpan, n = std::min(kSpan, block - e0);
-        for (int xi = 0; xi < kTile; ++xi) {
-          float* sum = &dU[xi * kSpan];
-          const float* first = &partial[xi * block + e0];
-          std::copy(first, first + n, sum);
-          for (int64_t group = 1; group < groups; ++group) {
-            const float* p = first + group * kTile * block;
-            for (int64_t e = 0; e < n; ++e) sum[e] += p[e];
-          }
-        }
-        for (int a = 0; a < 3; ++a) {
-          for (int b = 0; b < 3; ++b) {
-            float* out = dk + (3 * a + b) * block + e0;
-            std::fill(out, out + n, 0.0f);
-            for (int i = 0; i < 4; ++i) {
-              for (int j = 0; j < 4; ++j) {
-                const float w = G[i][a] * G[j][b];
-                if (w == 0.0f) continue;
-                const float* du = &dU[(4 * i + j) * kSpan];
-                for (int64_t e = 0; e < n; ++e) out[e] += w * du[e];
-              }
-            }
+    std::fill(dk, dk + 9 * block, 0.0f);
+    for (int a = 0; a < 3; ++a) {
+      for (int b = 0; b < 3; ++b) {
+        float* out = dk + (3 * a + b) * block;
+        for (int i = 0; i < 4; ++i) {
+          for (int j = 0; j < 4; ++j) {
+            const float w = G[i][a] * G[j][b];
+            if (w == 0.0f) continue;
+            const float* du = &partial[(4 * i + j) * block];
+            for (int64_t e = 0; e < block; ++e) out[e] += w * du[e];
           }
         }
       }
-    });
+    }
   }
 };
 
