@@ -22,7 +22,8 @@ steps, interpolating linearly to the observation times), LatentSDE steps
 through the observation times (two steps per interval: 98 steps), and
 the random numbers differ. Both start from PyTorch's default initial
 weights (LatentSDE's encoder and drift networks use them). torchsde's Brownian
-interval is told the step (`dt=1e-2`); without it, its first queries build
+interval is told the step (`dt=1e-2`; `--torchsde-steps-per-interval k` steps 1/k of
+an observation interval instead, LatentSDE's grid for k = 2); without it, its first queries build
 the interval's tree and a step takes several times longer.
 
 Each keras_nsde run also writes examples/latent_sde_lorenz.py's figure
@@ -68,7 +69,8 @@ def run_torchsde(args):
     example = example_settings(args)
     xs, ts = latent_sde_lorenz.lorenz_data(example.batch_size, example.num_times, example.noise_std, seed=args.seed)
     xs, ts = torch.tensor(xs).transpose(0, 1), torch.tensor(ts, dtype=torch.float32)  # time-major, as torchsde's
-    model = torchsde_model(torch, torchsde)(3, example.context_dim, example.hidden_units)
+    dt = 1e-2 if args.torchsde_steps_per_interval is None else float(ts[1] - ts[0]) / args.torchsde_steps_per_interval
+    model = torchsde_model(torch, torchsde)(3, example.context_dim, example.hidden_units, dt)
     optimizer = torch.optim.Adam(model.parameters(), lr=example.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.999)
     anneal, noise_std = example.kl_anneal_steps, example.noise_std
@@ -113,8 +115,9 @@ def torchsde_model(torch, torchsde):
         sde_type = "ito"
         noise_type = "diagonal"
 
-        def __init__(self, data_size, context_size, hidden_size):
+        def __init__(self, data_size, context_size, hidden_size, dt=1e-2):
             super().__init__()
+            self.dt = dt
             self.encoder = Encoder(data_size, hidden_size, context_size)
             self.f_net = mlp(data_size + context_size, hidden_size, data_size)
             self.h_net = mlp(data_size, hidden_size, data_size)
@@ -142,9 +145,9 @@ def torchsde_model(torch, torchsde):
             ctx = torch.flip(self.encoder(torch.flip(xs, dims=(0,))), dims=(0,))
             self._ctx = (ts, ctx)
             bm = torchsde.BrownianInterval(
-                t0=ts[0], t1=ts[-1], size=(xs.shape[1], xs.shape[2] + 1), dtype=xs.dtype, dt=1e-2
+                t0=ts[0], t1=ts[-1], size=(xs.shape[1], xs.shape[2] + 1), dtype=xs.dtype, dt=self.dt
             )  # logqp adds one noise channel
-            _xs, log_ratio = torchsde.sdeint(self, xs[0], ts, dt=1e-2, logqp=True, method="euler", bm=bm)
+            _xs, log_ratio = torchsde.sdeint(self, xs[0], ts, dt=self.dt, logqp=True, method="euler", bm=bm)
             log_pxs = torch.distributions.Normal(loc=_xs, scale=noise_std).log_prob(xs).sum(dim=(0, 2)).mean()
             return log_pxs, log_ratio.sum(dim=0).mean()
 
@@ -202,8 +205,11 @@ def child(args, which, backend=None):
 
 
 def forwarded(args):
-    return ["--steps", str(args.steps), "--samples", str(args.samples), "--seed", str(args.seed),
-            "--torch-threads", str(args.torch_threads), "--out", args.out] + (["--tiny"] if args.tiny else [])
+    forwarded_args = ["--steps", str(args.steps), "--samples", str(args.samples), "--seed", str(args.seed),
+                      "--torch-threads", str(args.torch_threads), "--out", args.out] + (["--tiny"] if args.tiny else [])
+    if args.torchsde_steps_per_interval is not None:
+        forwarded_args += ["--torchsde-steps-per-interval", str(args.torchsde_steps_per_interval)]
+    return forwarded_args
 
 
 def table(rows):
@@ -227,6 +233,8 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=10, help="posterior paths per sequence for the final ELBO")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--torchsde-steps-per-interval", type=int, default=None,
+                        help="torchsde's step as a fraction of the observation interval (LatentSDE's grid: 2); default dt = 0.01")
     parser.add_argument("--out", default="runs/latent_sde_vs_torchsde")
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--child", choices=["torchsde", "keras_nsde"], help=argparse.SUPPRESS)
