@@ -25,16 +25,7 @@
 
 namespace {
 
-using tensorflow::DEVICE_CPU;
-using tensorflow::OpKernel;
-using tensorflow::OpKernelConstruction;
-using tensorflow::OpKernelContext;
-using knsde::InvalidArgument;
-using knsde::Status;
-using tensorflow::Tensor;
-using tensorflow::TensorShape;
-using tensorflow::shape_inference::InferenceContext;
-using tensorflow::shape_inference::ShapeHandle;
+using namespace knsde;  // TensorFlow's kernel names, InvalidArgument, Status (knsde_common.h)
 
 // (B, C) per-image, per-channel outputs from a (B, H, W, C) input.
 Status ChannelStatsShape(InferenceContext* c) {

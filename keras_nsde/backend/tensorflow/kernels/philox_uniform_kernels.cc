@@ -19,15 +19,7 @@
 
 namespace {
 
-using tensorflow::DEVICE_CPU;
-using tensorflow::OpKernel;
-using tensorflow::OpKernelConstruction;
-using tensorflow::OpKernelContext;
-using knsde::InvalidArgument;
-using tensorflow::Tensor;
-using tensorflow::TensorShape;
-using tensorflow::shape_inference::InferenceContext;
-using tensorflow::shape_inference::ShapeHandle;
+using namespace knsde;  // TensorFlow's kernel names, InvalidArgument, Status (knsde_common.h)
 
 REGISTER_OP("KnsdePhiloxUniform")
     .Input("shape: int64")
