@@ -20,8 +20,12 @@ latent space is the data space), and both posterior drifts read the context
 of the next observation time. What differs: torchsde steps dt = 0.01 (100
 steps, interpolating linearly to the observation times), LatentSDE steps
 through the observation times (two steps per interval: 98 steps), and
-the random numbers differ. Both start from PyTorch's default initial
-weights (LatentSDE's encoder and drift networks use them). torchsde's Brownian
+the random numbers differ. Given the same weights and Brownian increments
+the two give the same ELBO and gradients to float32 rounding
+(tests/test_latent_sde_vs_torchsde.py). Both start from PyTorch's default
+initial distribution of weights (LatentSDE's encoder and drift networks use
+it); `--same-initial-weights` starts keras_nsde from the very weights of
+torchsde's model (`copy_torchsde_weights`). torchsde's Brownian
 interval is told the step (`dt=1e-2`; `--torchsde-steps-per-interval k` steps 1/k of
 an observation interval instead, LatentSDE's grid for k = 2); without it, its first queries build
 the interval's tree and a step takes several times longer.
@@ -65,12 +69,12 @@ def run_torchsde(args):
     import latent_sde_lorenz
 
     torch.set_num_threads(args.torch_threads)
-    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)  # torchsde's BrownianInterval draws its entropy from NumPy's global generator
     example = example_settings(args)
     xs, ts = latent_sde_lorenz.lorenz_data(example.batch_size, example.num_times, example.noise_std, seed=args.seed)
     xs, ts = torch.tensor(xs).transpose(0, 1), torch.tensor(ts, dtype=torch.float32)  # time-major, as torchsde's
     dt = 1e-2 if args.torchsde_steps_per_interval is None else float(ts[1] - ts[0]) / args.torchsde_steps_per_interval
-    model = torchsde_model(torch, torchsde)(3, example.context_dim, example.hidden_units, dt)
+    model = initial_torchsde_model(args, example, dt)
     optimizer = torch.optim.Adam(model.parameters(), lr=example.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.999)
     anneal, noise_std = example.kl_anneal_steps, example.noise_std
@@ -90,6 +94,17 @@ def run_torchsde(args):
         pieces = np.array([[v.item() for v in model(xs, ts, noise_std)] for _ in range(args.samples)])
     log_px, path_kl = pieces.mean(axis=0)
     return summary("torchsde", step_times, log_px, path_kl, 0.0)
+
+
+def initial_torchsde_model(args, example, dt=1e-2):
+    """torchsde's example model with its initial weights for `--seed` (PyTorch's generator seeded with it)."""
+    import torch
+
+    from keras_nsde import optional
+
+    torchsde = optional.require("torchsde", extra="bench")
+    torch.manual_seed(args.seed)
+    return torchsde_model(torch, torchsde)(3, example.context_dim, example.hidden_units, dt)
 
 
 def torchsde_model(torch, torchsde):
@@ -154,6 +169,46 @@ def torchsde_model(torch, torchsde):
     return TorchsdeLatentSDE
 
 
+def copy_torchsde_weights(torch_model, model):
+    """Gives a built `LatentSDE` (observed initial state, data dimension 3) the weights of torchsde's example model.
+
+    Then the two compute the same function: PyTorch's GRU orders its gates
+    (reset r, update z, candidate n), Keras' (z, r, candidate); Keras' Dense
+    kernels are the transposed nn.Linear weights; torchsde's `g_nets[i]`
+    (Linear(1, H), Softplus, Linear(H, 1), Sigmoid) is row i of
+    `DiagonalDiffusionNet`'s w1, b1, w2, b2; the encoder's missing-value
+    indicator inputs get zero weights (torchsde's encoder has none).
+    """
+
+    def numpy(tensor):
+        return tensor.detach().cpu().numpy()
+
+    def keras_gates(weights):  # PyTorch's (3H, ...) [r, z, n] -> [z, r, n]
+        r, z, n = np.split(numpy(weights), 3, axis=0)
+        return np.concatenate([z, r, n], axis=0)
+
+    def assign(variable, value):
+        variable.assign(np.asarray(value, "float32").reshape(tuple(variable.shape)))
+
+    gru, cell = torch_model.encoder.gru, model.encoder_gru.cell
+    kernel = np.zeros(tuple(cell.kernel.shape), "float32")
+    kernel[: gru.input_size] = keras_gates(gru.weight_ih_l0).T
+    assign(cell.kernel, kernel)
+    assign(cell.recurrent_kernel, keras_gates(gru.weight_hh_l0).T)
+    assign(cell.bias, np.stack([keras_gates(gru.bias_ih_l0), keras_gates(gru.bias_hh_l0)]))
+    linear_pairs = [(model.encoder_context, torch_model.encoder.lin)]
+    for keras_mlp, torch_mlp in ((model.posterior_drift, torch_model.f_net), (model.prior_drift, torch_model.h_net)):
+        linear_pairs += zip(keras_mlp.layers, [torch_mlp[0], torch_mlp[2], torch_mlp[4]])
+    for dense, linear in linear_pairs:
+        assign(dense.kernel, numpy(linear.weight).T)
+        assign(dense.bias, numpy(linear.bias))
+    diffusion, g_nets = model.diffusion, torch_model.g_nets
+    assign(diffusion.w1, np.stack([numpy(g[0].weight)[:, 0] for g in g_nets]))
+    assign(diffusion.b1, np.stack([numpy(g[0].bias) for g in g_nets]))
+    assign(diffusion.w2, np.stack([numpy(g[2].weight)[0] for g in g_nets]))
+    assign(diffusion.b2, np.concatenate([numpy(g[2].bias) for g in g_nets]))
+
+
 def run_keras_nsde(args):
     """keras_nsde's LatentSDE on this process's Keras backend, with examples/latent_sde_lorenz.py's settings."""
     import keras
@@ -168,6 +223,9 @@ def run_keras_nsde(args):
     keras.utils.set_random_seed(args.seed)
     xs, ts = latent_sde_lorenz.lorenz_data(example.batch_size, example.num_times, example.noise_std, seed=args.seed)
     model = latent_sde_lorenz.build_model(ts, example)
+    if args.same_initial_weights:
+        model.build((None,) + xs.shape[1:])
+        copy_torchsde_weights(initial_torchsde_model(args, example), model)
     step_times = latent_sde_lorenz.train(model, xs, example.steps, example.learning_rate, verbose=2)
     pieces = latent_sde_lorenz.elbo_pieces(model, xs, samples=args.samples, seed=args.seed)
     k, reconstruction, forecast = latent_sde_lorenz.forecast_second_half(model, xs, ts, example.samples, seed=args.seed)
@@ -207,6 +265,8 @@ def child(args, which, backend=None):
 def forwarded(args):
     forwarded_args = ["--steps", str(args.steps), "--samples", str(args.samples), "--seed", str(args.seed),
                       "--torch-threads", str(args.torch_threads), "--out", args.out] + (["--tiny"] if args.tiny else [])
+    if args.same_initial_weights:
+        forwarded_args.append("--same-initial-weights")
     if args.torchsde_steps_per_interval is not None:
         forwarded_args += ["--torchsde-steps-per-interval", str(args.torchsde_steps_per_interval)]
     return forwarded_args
@@ -235,6 +295,8 @@ def main(argv=None):
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--torchsde-steps-per-interval", type=int, default=None,
                         help="torchsde's step as a fraction of the observation interval (LatentSDE's grid: 2); default dt = 0.01")
+    parser.add_argument("--same-initial-weights", action="store_true",
+                        help="keras_nsde starts from torchsde's initial weights (needs PyTorch on every backend)")
     parser.add_argument("--out", default="runs/latent_sde_vs_torchsde")
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--child", choices=["torchsde", "keras_nsde"], help=argparse.SUPPRESS)

@@ -29,7 +29,7 @@ class LatentSDE(keras.Model):
 
     The approximate posterior, given a sequence x(t_0 .. t_{T-1}):
 
-        ctx = Dense(GRU run backwards over [x with NaN as 0, mask])   (batch, T, C)
+        ctx = Dense(GRU run backwards over [x with NaN as 0, 1 - mask])   (batch, T, C)
         z(t0) ~ q(z0 | x) = N(m_q, diag s_q^2),  (m_q, log s_q) = Dense(ctx[:, 0])
         dz = f_phi(z, ctx(t)) dt + g(z) dW,  ctx(t) = ctx[:, k+1] for t_k <= t < t_{k+1}
 
@@ -49,7 +49,9 @@ class LatentSDE(keras.Model):
     the count k is the non-trainable variable `annealing_step`, updated in
     `call`, so it is part of the model's state on every backend (and saved).
     Missing observations (NaN) are left out of the likelihood and given to the
-    encoder as zeros plus a mask channel. The times are shared by the batch
+    encoder as zeros plus a missing-value indicator (1 where missing, so that
+    on complete data the encoder is exactly torchsde's: the indicator's
+    weights see zeros and take no gradient). The times are shared by the batch
     and static: the SDEs are solved on `Grid.through(times, max_step)` and
     their states read at the observation times (`SaveAt(times=times)`).
 
@@ -234,7 +236,7 @@ class LatentSDE(keras.Model):
         With `initial_state="observed"`, m_q = x(t0) and log s_q is None (z0 is not drawn).
         """
         mask, filled = observed(x)
-        features = ops.concatenate([filled, mask], axis=-1)
+        features = ops.concatenate([filled, 1.0 - mask], axis=-1)
         ctx = self.encoder_context(ops.flip(self.encoder_gru(ops.flip(features, axis=1)), axis=1))
         if self.initial_state == "observed":
             return ctx, x[:, 0], None  # a missing x(t0) stays NaN, so the loss is NaN, not silently wrong
