@@ -1,11 +1,15 @@
 """The default drifts' operations, written once in keras.ops; a backend may run a faster drop-in of each.
 
     y = keras_nsde.ops.group_norm(x, gamma, beta, groups=32, epsilon=1e-5, relu=True)
+    y = keras_nsde.ops.affine(x, kernel, bias)                     # a Dense layer's x @ kernel + bias
 
 `backend.accelerated(name, x)` returns the backend's faster implementation of
 the same function for x, or None: on TensorFlow, compiled one-pass CPU
 kernels for the group norm and Winograd or forward-kernel-gradient
-convolutions (`keras_nsde.backend.tensorflow`), tested equal to these.
+convolutions (`keras_nsde.backend.tensorflow`), tested equal to these; on
+eager PyTorch, `torch.addmm` for the affine map (one op where a Dense layer's
+`call` is two keras.ops, each with its Python conversions, at every solver
+step).
 """
 
 from keras import ops
@@ -58,3 +62,11 @@ def same_conv2d(x, kernel):
     if fast is not None:
         return fast(x, kernel)
     return ops.conv(x, kernel, strides=1, padding="same")
+
+
+def affine(x, kernel, bias):
+    """x @ kernel + bias: `(batch, n)` @ `(n, m)` + `(m,)` -> `(batch, m)` (a Dense layer's product)."""
+    fast = backend.get().accelerated("affine", x)
+    if fast is not None:
+        return fast(x, kernel, bias)
+    return ops.add(ops.matmul(x, kernel), bias)

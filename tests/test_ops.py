@@ -45,3 +45,34 @@ def test_same_conv2d_and_its_gradients_equal_explicit_sums(kernel_size):
 
     for got, want in ((y, want_y), (dx, want_dx), (dkernel, want_dkernel)):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_affine_and_its_gradients_equal_numpy():
+    rng = np.random.default_rng(0)
+    x, kernel, bias, weights = (rng.normal(size=s).astype(DTYPE) for s in ((5, 3), (3, 4), (4,), (5, 4)))
+    x_, kernel_, bias_, weights_ = (keras.ops.convert_to_tensor(a) for a in (x, kernel, bias, weights))
+
+    y = ops.affine(x_, kernel_, bias_)
+    dx = backend.get().input_gradient(lambda v: keras.ops.sum(ops.affine(v, kernel_, bias_) * weights_), x_)
+    dkernel = backend.get().input_gradient(lambda k: keras.ops.sum(ops.affine(x_, k, bias_) * weights_), kernel_)
+    dbias = backend.get().input_gradient(lambda b: keras.ops.sum(ops.affine(x_, kernel_, b) * weights_), bias_)
+
+    wanted = (x @ kernel + bias, weights @ kernel.T, x.T @ weights, weights.sum(axis=0))
+    for got, want in zip((y, dx, dkernel, dbias), wanted):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("options", [{"activation": "tanh"}, {"activation": None}, {"use_bias": False}])
+def test_a_dense_layer_called_by_the_solver_computes_its_affine_map(options):
+    from keras_nsde.layers.direct_call import call_layer, is_plain_dense
+
+    layer = keras.layers.Dense(4, dtype=DTYPE, bias_initializer="random_normal", **options)
+    layer.build((None, 3))
+    x = np.random.default_rng(1).normal(size=(5, 3)).astype(DTYPE)
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else 0.0
+    want = np.tanh(x @ kernel + bias) if options.get("activation") == "tanh" else x @ kernel + bias
+    assert is_plain_dense(layer) == options.get("use_bias", True)
+    got = keras.ops.convert_to_numpy(call_layer(layer, keras.ops.convert_to_tensor(x)))
+    tolerance = TOLERANCE if is_plain_dense(layer) else 1e-6  # Keras' own Dense.call on PyTorch rounds float64 to float32
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)

@@ -30,7 +30,8 @@ in `generic` and re-exported. The primitives (`PRIMITIVES`):
     dormand_prince(drift_fn, h0, t0, t1, rtol, atol, times, variables)
                                     the backend's adaptive ODE solver with its adjoint gradient (TFP, diffrax, torchdiffeq)
     accelerated(op, x)              a faster drop-in implementation of a keras.ops op ("group_norm",
-                                    "same_conv2d") for x where the backend has one (TensorFlow's CPU kernels), else None
+                                    "same_conv2d", "affine") for x where the backend has one (TensorFlow's CPU
+                                    kernels, PyTorch's addmm), else None
 """
 
 import importlib

@@ -72,8 +72,16 @@ def accelerated(op, x):
     """PyTorch's faster drop-in for `op` on x, or None (then the keras.ops version runs).
 
     "same_conv2d": the convolution of the channels-last state through its NCHW view (`same_conv2d`).
+    "affine": `torch.addmm` for a 2-D x (`affine`).
     """
+    if op == "affine":
+        return affine if x.ndim == 2 else None
     return same_conv2d if op == "same_conv2d" else None
+
+
+def affine(x, kernel, bias):
+    """x @ kernel + bias as one `torch.addmm`, the weights given as Keras variables or tensors."""
+    return torch.addmm(getattr(bias, "value", bias), x, getattr(kernel, "value", kernel))
 
 
 def same_conv2d(x, kernel):
