@@ -63,9 +63,6 @@ def run_torchsde(args):
     """torchsde's example trained on the shared data: its ELBO pieces and step times."""
     import torch
 
-    from keras_nsde import optional
-
-    torchsde = optional.require("torchsde", extra="bench")
     import latent_sde_lorenz
 
     torch.set_num_threads(args.torch_threads)
