@@ -15,7 +15,7 @@ GFLOP/s against a float32 matmul measured in the same run (the roofline: the
 step is compute-bound, ~213 GFLOP at batch 32: 3 time-convolutions
 (65 -> 64 channels, 3x3, 30x30) per drift evaluation, 11 evaluations, x3 for
 the backward pass). GFLOP/s counts a direct convolution's FLOPs: keras_nsde's
-Winograd kernels do 2.25x fewer multiplications, so it can pass the roofline.
+Winograd F(4x4, 3x3) kernels do 4x fewer multiplications, so it can pass the roofline.
 """
 
 import argparse

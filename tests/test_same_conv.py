@@ -52,7 +52,9 @@ def test_same_conv2d_is_conv2d_in_float32():
     rng = np.random.default_rng(1)
     x = tf.constant(rng.normal(size=(2, 6, 6, 8)), tf.float32)
     kernel = tf.constant(rng.normal(size=(3, 3, 8, 8)), tf.float32)
-    np.testing.assert_allclose(same_conv2d(x, kernel), tf.nn.conv2d(x, kernel, 1, "SAME"), rtol=1e-5, atol=1e-5)
+    exact = tf.nn.conv2d(tf.cast(x, tf.float64), tf.cast(kernel, tf.float64), 1, "SAME").numpy()
+    # Where the kernels are built this is Winograd F(4x4, 3x3), whose float32 error is up to ~3e-5 of the RMS
+    np.testing.assert_allclose(same_conv2d(x, kernel), exact, rtol=0, atol=1e-4 * np.sqrt(np.mean(exact**2)))
 
 
 @pytest.mark.parametrize("kernel_size", [0, 2, 3.0])

@@ -11,7 +11,7 @@ are themselves forward convolutions:
 which make forward and backward together faster than with TF's gradient, so
 `same_conv2d` uses them on CPU. Where keras_nsde's compiled
 kernels run (float32, 3x3, channels multiples of 8) it is faster still:
-Winograd F(2x2, 3x3) (`keras_nsde.backend.tensorflow.kernels.conv_ops`). With a GPU visible it
+Winograd F(4x4, 3x3) (`keras_nsde.backend.tensorflow.kernels.conv_ops`). With a GPU visible it
 is plain `tf.nn.conv2d` and its cuDNN gradient.
 """
 

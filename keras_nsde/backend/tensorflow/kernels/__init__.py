@@ -5,7 +5,7 @@
   elementwise kernels, each reading and writing the whole state; these do
   the same work in one pass over it.
 - `winograd_conv_kernels.cc`: 3x3 'same' convolutions and their kernel
-  gradient by Winograd's F(2x2, 3x3) algorithm (`conv_ops`), 2.25x fewer
+  gradient by Winograd's F(4x4, 3x3) algorithm (`conv_ops`), 4x fewer
   multiplications than the direct convolution oneDNN runs.
 - `philox_uniform_kernels.cc`: TensorFlow's stateless Philox uniforms, bit
   for bit, with the rounds vectorised (`random_ops`).

@@ -1,22 +1,28 @@
-// Winograd F(2x2, 3x3) convolutions: 3x3, stride 1, 'same' zero padding,
-// float32 channels-last, C_in and C_out multiples of 8.
+// Winograd F(m x m, 3x3) convolutions, m = 4 (default) or 2: 3x3, stride 1,
+// 'same' zero padding, float32 channels-last, C_in and C_out multiples of 8.
 //
-//   KnsdeWinogradConv(x, kernel)        -> y  = conv2d(x, kernel, 1, "SAME")        (B, H, W, C_out)
-//   KnsdeWinogradFilterGrad(x, dy)      -> dk = Conv2DBackpropFilter(x, 3x3, dy)    (3, 3, C_in, C_out)
+//   KnsdeWinogradConv(x, kernel; tile=m)    -> y  = conv2d(x, kernel, 1, "SAME")        (B, H, W, C_out)
+//   KnsdeWinogradFilterGrad(x, dy; tile=m)  -> dk = Conv2DBackpropFilter(x, 3x3, dy)    (3, 3, C_in, C_out)
 //
-// Each 2x2 output tile y = A^T [U (.) V] A with V = B^T d B the tile's 4x4
-// input patch d transformed and U = G g G^T the transformed 3x3 kernel g:
-// 16 products per output pair of channels where a direct convolution needs 36.
-// Per tile position xi of the 4x4 transform the channel sums are a matrix
+// Each m x m output tile y = A^T [U (.) V] A with V = B^T d B the tile's
+// a x a input patch d transformed (a = m + 2) and U = G g G^T the transformed
+// 3x3 kernel g: a^2 products per output tile and pair of channels where a
+// direct convolution needs 9 m^2 (F(2x2): 16 for 36, F(4x4): 36 for 144, 4x
+// fewer). The matrices are Lavin & Gray's (2016), interpolation points
+// 0, +-1 (m = 2) and 0, +-1, +-2 (m = 4); F(4x4)'s larger coefficients cost
+// about one more decimal digit of float32 rounding (relative error ~1e-6
+// against ~1e-7 for F(2x2)).
+// Per tile position xi of the a x a transform the channel sums are a matrix
 // product M_xi (tiles x C_out) = V_xi (tiles x C_in) U_xi (C_in x C_out),
 // done in L2-sized chunks of tiles by a register-blocked kernel.
 // The filter gradient is the adjoint: dU_xi = V_xi^T dM_xi with
 // dM = A dY A^T, then dg = G^T dU G, summed over chunks in a fixed order
 // (results do not depend on the thread count).
-// keras_nsde/kernels/conv_ops.py holds the TensorFlow twins and gradients.
+// keras_nsde/backend/tensorflow/kernels/conv_ops.py holds the TensorFlow twins and gradients.
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -32,6 +38,7 @@ REGISTER_OP("KnsdeWinogradConv")
     .Input("x: float")
     .Input("kernel: float")
     .Output("y: float")
+    .Attr("tile: int = 4")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, kernel, y;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
@@ -45,6 +52,7 @@ REGISTER_OP("KnsdeWinogradFilterGrad")
     .Input("x: float")
     .Input("dy: float")
     .Output("dkernel: float")
+    .Attr("tile: int = 4")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, dy;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
@@ -55,56 +63,11 @@ REGISTER_OP("KnsdeWinogradFilterGrad")
 
 typedef float v8 __attribute__((vector_size(32)));
 
-inline v8 Load(const float* p) {
-  v8 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-inline void Store(float* p, v8 v) { std::memcpy(p, &v, sizeof(v)); }
-
-inline void AddTo(float* p, v8 v) { Store(p, Load(p) + v); }
-
-constexpr int kTile = 16;        // 4x4 transform positions xi
-constexpr int64_t kChunkTiles = 18;  // tiles per chunk (a multiple of the 6-row block; fastest of 6..192 at 64 channels)
-constexpr float G[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-
-struct Geometry {
-  int64_t batch, height, width, c_in, c_out, tiles_y, tiles_x, tiles;
-
-  Geometry(const Tensor& x, int64_t out_channels)
-      : batch(x.dim_size(0)), height(x.dim_size(1)), width(x.dim_size(2)), c_in(x.dim_size(3)),
-        c_out(out_channels), tiles_y((height + 1) / 2), tiles_x((width + 1) / 2),
-        tiles(batch * tiles_y * tiles_x) {}
-
-  int64_t chunks() const { return (tiles + kChunkTiles - 1) / kChunkTiles; }
-
-  // Image n and top-left output pixel (y0, x0) of tile number `tile`.
-  struct Tile {
-    int64_t n, y0, x0;
-  };
-  Tile TileAt(int64_t tile) const {
-    return {tile / (tiles_y * tiles_x), 2 * ((tile / tiles_x) % tiles_y), 2 * (tile % tiles_x)};
-  }
-
-  bool Inside(int64_t y, int64_t x) const { return y >= 0 && y < height && x >= 0 && x < width; }
-
-  // Index of pixel (n, y, x)'s first channel in a (B, H, W, channels) tensor.
-  int64_t Pixel(int64_t n, int64_t y, int64_t x, int64_t channels) const { return ((n * height + y) * width + x) * channels; }
-};
-
-Status CheckChannels(int64_t channels, const char* name) {
-  if (channels % 8 != 0 || channels == 0) {
-    return InvalidArgument("KnsdeWinograd*: ", name, " channels must be a positive multiple of 8, got ", channels);
-  }
-  return knsde::Ok();
-}
-
 // The matrix products' vectors: 16 lanes where the library is built for
 // AVX-512 (build.py adds -mavx512f on CPUs that have it; a 512-bit FMA does
 // twice the work of a 256-bit one on cores with full-width units), else 8.
-// The transforms stay on 8 lanes: they move memory, and C_in, C_out need
-// only be multiples of 8.
+// The transforms take wide vectors where the channel count allows
+// (C_in, C_out need only be multiples of 8).
 #ifdef __AVX512F__
 typedef float vw __attribute__((vector_size(64)));
 #else
@@ -121,6 +84,135 @@ inline V LoadAs(const float* p) {
 
 template <typename V>
 inline void StoreAs(float* p, V v) { std::memcpy(p, &v, sizeof(v)); }
+
+// Tiles per chunk (multiples of the products' 6-row block) for the convolution and the filter gradient.
+constexpr int64_t kConvChunkTiles = 18;
+constexpr int64_t kFilterChunkTiles = 18;
+
+// The 1-D transforms of F(m, 3) on vectors of channels, d[i * stride] -> out[i * out_stride]:
+// Input (B^T d, a -> a values), Output (A^T m, a -> m) and OutputGradient (A dy, m -> a),
+// and the kernel transform's G (a x 3).
+template <int m>
+struct Transforms;
+
+template <>
+struct Transforms<2> {
+  static constexpr int a = 4;
+  static constexpr float G[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+
+  // B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+  template <typename V>
+  static void Input(const V* d, int stride, V* out, int out_stride) {
+    const V d0 = d[0], d1 = d[stride], d2 = d[2 * stride], d3 = d[3 * stride];
+    out[0] = d0 - d2;
+    out[out_stride] = d1 + d2;
+    out[2 * out_stride] = d2 - d1;
+    out[3 * out_stride] = d1 - d3;
+  }
+
+  // A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+  template <typename V>
+  static void Output(const V* v, int stride, V* out, int out_stride) {
+    const V v0 = v[0], v1 = v[stride], v2 = v[2 * stride], v3 = v[3 * stride];
+    out[0] = v0 + v1 + v2;
+    out[out_stride] = v1 - v2 - v3;
+  }
+
+  template <typename V>
+  static void OutputGradient(const V* d, int stride, V* out, int out_stride) {
+    const V d0 = d[0], d1 = d[stride];
+    out[0] = d0;
+    out[out_stride] = d0 + d1;
+    out[2 * out_stride] = d0 - d1;
+    out[3 * out_stride] = -d1;
+  }
+};
+
+template <>
+struct Transforms<4> {
+  static constexpr int a = 6;
+  static constexpr float G[6][3] = {{0.25f, 0, 0},
+                                    {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                                    {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                    {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                                    {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                                    {0, 0, 1}};
+
+  // B^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+  //        [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+  template <typename V>
+  static void Input(const V* d, int stride, V* out, int out_stride) {
+    const V d0 = d[0], d1 = d[stride], d2 = d[2 * stride], d3 = d[3 * stride], d4 = d[4 * stride],
+             d5 = d[5 * stride];
+    const V even4 = d4 - 4.0f * d2, odd4 = d3 - 4.0f * d1, even2 = d4 - d2, odd2 = 2.0f * (d3 - d1);
+    out[0] = 4.0f * (d0 - d2) + even2;
+    out[out_stride] = even4 + odd4;
+    out[2 * out_stride] = even4 - odd4;
+    out[3 * out_stride] = even2 + odd2;
+    out[4 * out_stride] = even2 - odd2;
+    out[5 * out_stride] = 4.0f * (d1 - d3) + (d5 - d3);
+  }
+
+  // A^T = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+  template <typename V>
+  static void Output(const V* v, int stride, V* out, int out_stride) {
+    const V sum1 = v[stride] + v[2 * stride], diff1 = v[stride] - v[2 * stride];
+    const V sum2 = v[3 * stride] + v[4 * stride], diff2 = v[3 * stride] - v[4 * stride];
+    out[0] = v[0] + sum1 + sum2;
+    out[out_stride] = diff1 + 2.0f * diff2;
+    out[2 * out_stride] = sum1 + 4.0f * sum2;
+    out[3 * out_stride] = diff1 + 8.0f * diff2 + v[5 * stride];
+  }
+
+  template <typename V>
+  static void OutputGradient(const V* d, int stride, V* out, int out_stride) {
+    const V d0 = d[0], d1 = d[stride], d2 = d[2 * stride], d3 = d[3 * stride];
+    const V even = d0 + d2, odd = d1 + d3, even4 = d0 + 4.0f * d2, odd4 = 2.0f * d1 + 8.0f * d3;
+    out[0] = d0;
+    out[out_stride] = even + odd;
+    out[2 * out_stride] = even - odd;
+    out[3 * out_stride] = even4 + odd4;
+    out[4 * out_stride] = even4 - odd4;
+    out[5 * out_stride] = d3;
+  }
+};
+
+struct Geometry {
+  int64_t batch, height, width, c_in, c_out, m, tiles_y, tiles_x, tiles, chunk_tiles;
+
+  Geometry(const Tensor& x, int64_t out_channels, int64_t tile, int64_t tiles_per_chunk)
+      : batch(x.dim_size(0)), height(x.dim_size(1)), width(x.dim_size(2)), c_in(x.dim_size(3)),
+        c_out(out_channels), m(tile), tiles_y((height + tile - 1) / tile), tiles_x((width + tile - 1) / tile),
+        tiles(batch * tiles_y * tiles_x), chunk_tiles(tiles_per_chunk) {}
+
+  int64_t chunks() const { return (tiles + chunk_tiles - 1) / chunk_tiles; }
+
+  // First tile and tile count of chunk number `chunk`.
+  int64_t ChunkStart(int64_t chunk) const { return chunk * chunk_tiles; }
+  int64_t ChunkSize(int64_t chunk) const { return std::min(chunk_tiles, tiles - chunk * chunk_tiles); }
+
+  // Image n and top-left output pixel (y0, x0) of tile number `tile`.
+  struct Tile {
+    int64_t n, y0, x0;
+  };
+  Tile TileAt(int64_t tile) const {
+    return {tile / (tiles_y * tiles_x), m * ((tile / tiles_x) % tiles_y), m * (tile % tiles_x)};
+  }
+
+  bool Inside(int64_t y, int64_t x) const { return y >= 0 && y < height && x >= 0 && x < width; }
+
+  // Index of pixel (n, y, x)'s first channel in a (B, H, W, channels) tensor.
+  int64_t Pixel(int64_t n, int64_t y, int64_t x, int64_t channels) const { return ((n * height + y) * width + x) * channels; }
+};
+
+Status CheckChannels(int64_t channels, const char* name) {
+  if (channels % 8 != 0 || channels == 0) {
+    return InvalidArgument("KnsdeWinograd*: ", name, " channels must be a positive multiple of 8, got ", channels);
+  }
+  return knsde::Ok();
+}
+
+
 
 // acc (R rows x NV vectors of V's lanes) = sum_k a(r, k) b(k, :), a(r, k) = a[r * a_row + k * a_k].
 // c = acc, or c += acc when accumulate.
@@ -174,52 +266,70 @@ void MatMul(const float* a, int64_t a_row, int64_t a_k, const float* b, int64_t 
   }
 }
 
-// One dimension of B^T d: (d0 - d2, d1 + d2, d2 - d1, d1 - d3).
-inline void InputTransform1D(const v8* d, int stride, v8* out, int out_stride) {
-  const v8 d0 = d[0], d1 = d[stride], d2 = d[2 * stride], d3 = d[3 * stride];
-  out[0] = d0 - d2;
-  out[out_stride] = d1 + d2;
-  out[2 * out_stride] = d2 - d1;
-  out[3 * out_stride] = d1 - d3;
+// Whether the a x a patch whose top-left pixel is (y, x) lies inside the image.
+inline bool PatchInside(const Geometry& g, int64_t y, int64_t x, int a) {
+  return y >= 0 && x >= 0 && y + a <= g.height && x + a <= g.width;
 }
 
-// V[xi][t][c] for the chunk's tiles [t0, t0 + count): 16 x count x C_in.
-void TransformInput(const Geometry& g, const float* x, int64_t t0, int64_t count, float* V) {
+// d[side * i + j] = pixel (y + i, x + j) of image n, channels [c, c + lanes),
+// zero outside the image. Interior patches skip the bounds checks.
+template <typename V, int side>
+inline void LoadPatch(const Geometry& g, const float* src, int64_t C, int64_t n, int64_t y, int64_t x, int64_t c, V* d) {
+  if (PatchInside(g, y, x, side)) {
+    const float* p = src + g.Pixel(n, y, x, C) + c;
+    const int64_t row = g.width * C;
+    for (int i = 0; i < side; ++i) {
+      for (int j = 0; j < side; ++j) d[side * i + j] = LoadAs<V>(p + i * row + j * C);
+    }
+    return;
+  }
+  for (int i = 0; i < side; ++i) {
+    for (int j = 0; j < side; ++j) d[side * i + j] = g.Inside(y + i, x + j) ? LoadAs<V>(src + g.Pixel(n, y + i, x + j, C) + c) : V{};
+  }
+}
+
+// V[xi][t][c] for the chunk's tiles [t0, t0 + count): a^2 x count x C_in.
+template <int m, typename V>
+void TransformInputLanes(const Geometry& g, const float* x, int64_t t0, int64_t count, float* Vt) {
+  using T = Transforms<m>;
+  constexpr int a = T::a, L = sizeof(V) / sizeof(float);
   const int64_t C = g.c_in;
   for (int64_t t = 0; t < count; ++t) {
     const Geometry::Tile tile = g.TileAt(t0 + t);
-    for (int64_t c = 0; c < C; c += 8) {
-      v8 d[16], rows[16], v[16];
-      for (int i = 0; i < 4; ++i) {
-        for (int j = 0; j < 4; ++j) {
-          const int64_t y = tile.y0 - 1 + i, xx = tile.x0 - 1 + j;  // the 4x4 patch around the 2x2 tile
-          d[4 * i + j] = g.Inside(y, xx) ? Load(x + g.Pixel(tile.n, y, xx, C) + c) : v8{};
-        }
-      }
-      for (int j = 0; j < 4; ++j) InputTransform1D(d + j, 4, rows + j, 4);   // B^T d
-      for (int i = 0; i < 4; ++i) InputTransform1D(rows + 4 * i, 1, v + 4 * i, 1);  // (B^T d) B
-      for (int xi = 0; xi < kTile; ++xi) Store(V + (xi * count + t) * C + c, v[xi]);
+    for (int64_t c = 0; c < C; c += L) {
+      V d[a * a], rows[a * a], v[a * a];
+      LoadPatch<V, a>(g, x, C, tile.n, tile.y0 - 1, tile.x0 - 1, c, d);  // the a x a patch around the m x m tile
+      for (int j = 0; j < a; ++j) T::Input(d + j, a, rows + j, a);          // B^T d
+      for (int i = 0; i < a; ++i) T::Input(rows + a * i, 1, v + a * i, 1);  // (B^T d) B
+      for (int xi = 0; xi < a * a; ++xi) StoreAs<V>(Vt + (xi * count + t) * C + c, v[xi]);
     }
   }
 }
 
-// y tiles from M[xi][t][co]: A^T m A, with A^T = [[1, 1, 1, 0], [0, 1, -1, -1]].
-void TransformOutput(const Geometry& g, const float* M, int64_t t0, int64_t count, float* y) {
-  const int64_t C = g.c_out;
+// y tiles from M[xi][t][co]: A^T M A.
+template <int m, typename V>
+void TransformOutputLanes(const Geometry& g, const float* M, int64_t t0, int64_t count, float* y) {
+  using T = Transforms<m>;
+  constexpr int a = T::a, L = sizeof(V) / sizeof(float);
+  const int64_t C = g.c_out, row = g.width * C;
   for (int64_t t = 0; t < count; ++t) {
     const Geometry::Tile tile = g.TileAt(t0 + t);
-    for (int64_t c = 0; c < C; c += 8) {
-      v8 m[16], rows[8];
-      for (int xi = 0; xi < kTile; ++xi) m[xi] = Load(M + (xi * count + t) * C + c);
-      for (int j = 0; j < 4; ++j) {
-        rows[j] = m[j] + m[4 + j] + m[8 + j];
-        rows[4 + j] = m[4 + j] - m[8 + j] - m[12 + j];
+    const bool inside = PatchInside(g, tile.y0, tile.x0, m);
+    for (int64_t c = 0; c < C; c += L) {
+      V v[a * a], rows[m * a], out[m * m];
+      for (int xi = 0; xi < a * a; ++xi) v[xi] = LoadAs<V>(M + (xi * count + t) * C + c);
+      for (int j = 0; j < a; ++j) T::Output(v + j, a, rows + j, a);            // A^T M: m x a
+      for (int i = 0; i < m; ++i) T::Output(rows + a * i, 1, out + m * i, 1);  // (A^T M) A: m x m
+      if (inside) {
+        float* p = y + g.Pixel(tile.n, tile.y0, tile.x0, C) + c;
+        for (int i = 0; i < m; ++i) {
+          for (int j = 0; j < m; ++j) StoreAs<V>(p + i * row + j * C, out[m * i + j]);
+        }
+        continue;
       }
-      for (int a = 0; a < 2; ++a) {
-        const v8* r = rows + 4 * a;
-        const v8 out[2] = {r[0] + r[1] + r[2], r[1] - r[2] - r[3]};
-        for (int b = 0; b < 2; ++b) {
-          if (g.Inside(tile.y0 + a, tile.x0 + b)) Store(y + g.Pixel(tile.n, tile.y0 + a, tile.x0 + b, C) + c, out[b]);
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < m; ++j) {
+          if (g.Inside(tile.y0 + i, tile.x0 + j)) StoreAs<V>(y + g.Pixel(tile.n, tile.y0 + i, tile.x0 + j, C) + c, out[m * i + j]);
         }
       }
     }
@@ -227,47 +337,57 @@ void TransformOutput(const Geometry& g, const float* M, int64_t t0, int64_t coun
 }
 
 // dM[xi][t][co] = (A dY A^T)[xi] for the chunk's dy tiles (zeros beyond the image).
-void TransformOutputGradient(const Geometry& g, const float* dy, int64_t t0, int64_t count, float* dM) {
+template <int m, typename V>
+void TransformOutputGradientLanes(const Geometry& g, const float* dy, int64_t t0, int64_t count, float* dM) {
+  using T = Transforms<m>;
+  constexpr int a = T::a, L = sizeof(V) / sizeof(float);
   const int64_t C = g.c_out;
   for (int64_t t = 0; t < count; ++t) {
     const Geometry::Tile tile = g.TileAt(t0 + t);
-    for (int64_t c = 0; c < C; c += 8) {
-      v8 d[4];
-      for (int a = 0; a < 2; ++a) {
-        for (int b = 0; b < 2; ++b) {
-          const int64_t y = tile.y0 + a, x = tile.x0 + b;
-          d[2 * a + b] = g.Inside(y, x) ? Load(dy + g.Pixel(tile.n, y, x, C) + c) : v8{};
-        }
-      }
-      // A = [[1, 0], [1, 1], [1, -1], [0, -1]] along each axis.
-      v8 rows[8];
-      for (int b = 0; b < 2; ++b) {
-        rows[0 * 2 + b] = d[b];
-        rows[1 * 2 + b] = d[b] + d[2 + b];
-        rows[2 * 2 + b] = d[b] - d[2 + b];
-        rows[3 * 2 + b] = -d[2 + b];
-      }
-      for (int i = 0; i < 4; ++i) {
-        const v8 r0 = rows[2 * i], r1 = rows[2 * i + 1];
-        const v8 m[4] = {r0, r0 + r1, r0 - r1, -r1};
-        for (int j = 0; j < 4; ++j) Store(dM + ((4 * i + j) * count + t) * C + c, m[j]);
-      }
+    for (int64_t c = 0; c < C; c += L) {
+      V d[m * m], rows[a * m], v[a * a];
+      LoadPatch<V, m>(g, dy, C, tile.n, tile.y0, tile.x0, c, d);
+      for (int j = 0; j < m; ++j) T::OutputGradient(d + j, m, rows + j, m);          // A dY: a x m
+      for (int i = 0; i < a; ++i) T::OutputGradient(rows + m * i, 1, v + a * i, 1);  // (A dY) A^T: a x a
+      for (int xi = 0; xi < a * a; ++xi) StoreAs<V>(dM + (xi * count + t) * C + c, v[xi]);
     }
   }
 }
 
+// The transforms on wide vectors where the channel count is a multiple of their lanes, else on 8 lanes.
+template <int m>
+void TransformInput(const Geometry& g, const float* x, int64_t t0, int64_t count, float* Vt) {
+  if (g.c_in % kWide == 0) return TransformInputLanes<m, vw>(g, x, t0, count, Vt);
+  TransformInputLanes<m, v8>(g, x, t0, count, Vt);
+}
+
+template <int m>
+void TransformOutput(const Geometry& g, const float* M, int64_t t0, int64_t count, float* y) {
+  if (g.c_out % kWide == 0) return TransformOutputLanes<m, vw>(g, M, t0, count, y);
+  TransformOutputLanes<m, v8>(g, M, t0, count, y);
+}
+
+template <int m>
+void TransformOutputGradient(const Geometry& g, const float* dy, int64_t t0, int64_t count, float* dM) {
+  if (g.c_out % kWide == 0) return TransformOutputGradientLanes<m, vw>(g, dy, t0, count, dM);
+  TransformOutputGradientLanes<m, v8>(g, dy, t0, count, dM);
+}
+
 // U[xi][ci][co] = (G g G^T)[xi] for a (3, 3, C_in, C_out) kernel.
+template <int m>
 std::vector<float> TransformKernel(const float* kernel, int64_t c_in, int64_t c_out) {
+  using T = Transforms<m>;
+  constexpr int a = T::a;
   const int64_t block = c_in * c_out;
-  std::vector<float> U(kTile * block, 0.0f);
-  for (int i = 0; i < 4; ++i) {
-    for (int j = 0; j < 4; ++j) {
-      float* u = &U[(4 * i + j) * block];
-      for (int a = 0; a < 3; ++a) {
-        for (int b = 0; b < 3; ++b) {
-          const float w = G[i][a] * G[j][b];
+  std::vector<float> U(a * a * block, 0.0f);
+  for (int i = 0; i < a; ++i) {
+    for (int j = 0; j < a; ++j) {
+      float* u = &U[(a * i + j) * block];
+      for (int p = 0; p < 3; ++p) {
+        for (int q = 0; q < 3; ++q) {
+          const float w = T::G[i][p] * T::G[j][q];
           if (w == 0.0f) continue;
-          const float* k = kernel + (3 * a + b) * block;
+          const float* k = kernel + (3 * p + q) * block;
           for (int64_t e = 0; e < block; ++e) u[e] += w * k[e];
         }
       }
@@ -276,9 +396,110 @@ std::vector<float> TransformKernel(const float* kernel, int64_t c_in, int64_t c_
   return U;
 }
 
-class WinogradConvOp : public OpKernel {
+// dk[p][q][e] = sum_ij G[i][p] G[j][q] dU[ij][e] (the adjoint of TransformKernel) for the
+// elements e in [begin, end) of each (C_in, C_out) block, where dU is the sum of the groups'
+// partials, added in group order (the result does not depend on how the range is split).
+template <int m>
+void ReduceKernelGradient(const float* partial, int64_t groups, int64_t block, int64_t begin, int64_t end, float* dk) {
+  using T = Transforms<m>;
+  constexpr int a = T::a;
+  const int64_t n = end - begin;
+  std::vector<float> dU(a * a * n);
+  for (int xi = 0; xi < a * a; ++xi) {
+    float* u = &dU[xi * n];
+    std::copy(partial + xi * block + begin, partial + xi * block + end, u);
+    for (int64_t group = 1; group < groups; ++group) {
+      const float* p = partial + (group * a * a + xi) * block + begin;
+      for (int64_t e = 0; e < n; ++e) u[e] += p[e];
+    }
+  }
+  for (int p = 0; p < 3; ++p) {
+    for (int q = 0; q < 3; ++q) {
+      float* out = dk + (3 * p + q) * block + begin;
+      std::fill(out, out + n, 0.0f);
+      for (int i = 0; i < a; ++i) {
+        for (int j = 0; j < a; ++j) {
+          const float w = T::G[i][p] * T::G[j][q];
+          if (w == 0.0f) continue;
+          const float* u = &dU[(a * i + j) * n];
+          for (int64_t e = 0; e < n; ++e) out[e] += w * u[e];
+        }
+      }
+    }
+  }
+}
+
+template <int m>
+void Convolve(OpKernelContext* ctx, const Geometry& g, const float* x, const float* kernel, float* y) {
+  constexpr int a2 = Transforms<m>::a * Transforms<m>::a;
+  const std::vector<float> U = TransformKernel<m>(kernel, g.c_in, g.c_out);
+  const int64_t cost = g.chunk_tiles * a2 * g.c_in * g.c_out * 2;
+  knsde::ParallelFor(ctx, g.chunks(), cost, [&](int64_t begin, int64_t end) {
+    std::vector<float> V(a2 * g.chunk_tiles * g.c_in), M(a2 * g.chunk_tiles * g.c_out);
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      const int64_t t0 = g.ChunkStart(chunk), count = g.ChunkSize(chunk);
+      TransformInput<m>(g, x, t0, count, V.data());
+      for (int xi = 0; xi < a2; ++xi) {
+        MatMul(&V[xi * count * g.c_in], g.c_in, 1, &U[xi * g.c_in * g.c_out], g.c_out, count, g.c_in, g.c_out,
+               &M[xi * count * g.c_out], g.c_out, false);
+      }
+      TransformOutput<m>(g, M.data(), t0, count, y);
+    }
+  });
+}
+
+template <int m>
+void FilterGradient(OpKernelContext* ctx, const Geometry& g, const float* x, const float* dy, float* dk) {
+  constexpr int a2 = Transforms<m>::a * Transforms<m>::a;
+  const int64_t block = g.c_in * g.c_out;
+  // Chunk k adds into partial k % groups (the group's first chunk writes it);
+  // partials are summed in order. The group count depends on the shapes only
+  // (never on threads): up to 8, fewer for wide kernels so the partials stay
+  // within about 16 MB.
+  const int64_t max_groups = std::max<int64_t>(2, (int64_t{4} << 20) / (a2 * block));
+  const int64_t groups = std::min<int64_t>(g.chunks(), std::min<int64_t>(8, max_groups));
+  if (groups == 0) {
+    std::fill(dk, dk + 9 * block, 0.0f);
+    return;
+  }
+  std::unique_ptr<float[]> partial(new float[groups * a2 * block]);
+  const int64_t cost = g.chunks() / groups * g.chunk_tiles * a2 * block * 2;
+  knsde::ParallelFor(ctx, groups, cost, [&](int64_t begin, int64_t end) {
+    std::vector<float> V(a2 * g.chunk_tiles * g.c_in), dM(a2 * g.chunk_tiles * g.c_out);
+    for (int64_t group = begin; group < end; ++group) {
+      float* dU = &partial[group * a2 * block];
+      for (int64_t chunk = group; chunk < g.chunks(); chunk += groups) {
+        const int64_t t0 = g.ChunkStart(chunk), count = g.ChunkSize(chunk);
+        TransformInput<m>(g, x, t0, count, V.data());
+        TransformOutputGradient<m>(g, dy, t0, count, dM.data());
+        for (int xi = 0; xi < a2; ++xi) {
+          // dU_xi (C_in x C_out) (+)= V_xi^T (C_in x count) dM_xi (count x C_out)
+          MatMul(&V[xi * count * g.c_in], 1, g.c_in, &dM[xi * count * g.c_out], g.c_out, g.c_in, count, g.c_out,
+                 dU + xi * block, g.c_out, chunk != group);
+        }
+      }
+    }
+  });
+  knsde::ParallelFor(ctx, block, (groups + 9) * a2, [&](int64_t begin, int64_t end) {
+    ReduceKernelGradient<m>(partial.get(), groups, block, begin, end, dk);
+  });
+}
+
+// Both ops' output tile size m, from the op's `tile` attribute.
+class WinogradOp : public OpKernel {
  public:
-  explicit WinogradConvOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit WinogradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("tile", &tile_));
+    OP_REQUIRES(ctx, tile_ == 2 || tile_ == 4, InvalidArgument("KnsdeWinograd*: tile must be 2 or 4, got ", tile_));
+  }
+
+ protected:
+  int tile_;
+};
+
+class WinogradConvOp : public WinogradOp {
+ public:
+  using WinogradOp::WinogradOp;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_tensor = ctx->input(0);
@@ -288,34 +509,22 @@ class WinogradConvOp : public OpKernel {
                          kernel_tensor.dim_size(2) == x_tensor.dim_size(3),
                 InvalidArgument("KnsdeWinogradConv: kernel must be (3, 3, C_in, C_out) with C_in = x's ",
                                 x_tensor.dim_size(3), ", got ", kernel_tensor.shape().DebugString()));
-    const Geometry g(x_tensor, kernel_tensor.dim_size(3));
+    const Geometry g(x_tensor, kernel_tensor.dim_size(3), tile_, kConvChunkTiles);
     OP_REQUIRES_OK(ctx, CheckChannels(g.c_in, "input"));
     OP_REQUIRES_OK(ctx, CheckChannels(g.c_out, "output"));
     Tensor* y_tensor = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({g.batch, g.height, g.width, g.c_out}), &y_tensor));
     if (g.tiles == 0) return;
-    const std::vector<float> U = TransformKernel(kernel_tensor.flat<float>().data(), g.c_in, g.c_out);
     const float* x = x_tensor.flat<float>().data();
+    const float* kernel = kernel_tensor.flat<float>().data();
     float* y = y_tensor->flat<float>().data();
-    const int64_t cost = kChunkTiles * kTile * g.c_in * g.c_out * 2;
-    knsde::ParallelFor(ctx, g.chunks(), cost, [&](int64_t begin, int64_t end) {
-      std::vector<float> V(kTile * kChunkTiles * g.c_in), M(kTile * kChunkTiles * g.c_out);
-      for (int64_t chunk = begin; chunk < end; ++chunk) {
-        const int64_t t0 = chunk * kChunkTiles, count = std::min(kChunkTiles, g.tiles - t0);
-        TransformInput(g, x, t0, count, V.data());
-        for (int xi = 0; xi < kTile; ++xi) {
-          MatMul(&V[xi * count * g.c_in], g.c_in, 1, &U[xi * g.c_in * g.c_out], g.c_out, count, g.c_in, g.c_out,
-                 &M[xi * count * g.c_out], g.c_out, false);
-        }
-        TransformOutput(g, M.data(), t0, count, y);
-      }
-    });
+    (tile_ == 4 ? Convolve<4> : Convolve<2>)(ctx, g, x, kernel, y);
   }
 };
 
-class WinogradFilterGradOp : public OpKernel {
+class WinogradFilterGradOp : public WinogradOp {
  public:
-  explicit WinogradFilterGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  using WinogradOp::WinogradOp;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x_tensor = ctx->input(0);
@@ -325,57 +534,15 @@ class WinogradFilterGradOp : public OpKernel {
                          x_tensor.dim_size(1) == dy_tensor.dim_size(1) && x_tensor.dim_size(2) == dy_tensor.dim_size(2),
                 InvalidArgument("KnsdeWinogradFilterGrad: x and dy must be (B, H, W, C_in) and (B, H, W, C_out), got ",
                                 x_tensor.shape().DebugString(), " and ", dy_tensor.shape().DebugString()));
-    const Geometry g(x_tensor, dy_tensor.dim_size(3));
+    const Geometry g(x_tensor, dy_tensor.dim_size(3), tile_, kFilterChunkTiles);
     OP_REQUIRES_OK(ctx, CheckChannels(g.c_in, "input"));
     OP_REQUIRES_OK(ctx, CheckChannels(g.c_out, "output"));
     Tensor* dk_tensor = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({3, 3, g.c_in, g.c_out}), &dk_tensor));
-    const int64_t block = g.c_in * g.c_out;
-    // Chunk k adds into partial k % groups; partials are summed in order. The
-    // group count depends on the shapes only (never on threads): up to 16,
-    // fewer for wide kernels so the partials stay within about 16 MB.
-    const int64_t max_groups = std::max<int64_t>(2, (int64_t{4} << 20) / (kTile * block));
-    const int64_t groups = std::min<int64_t>(g.chunks(), std::min<int64_t>(16, max_groups));
-    std::vector<float> partial(std::max<int64_t>(groups, 1) * kTile * block, 0.0f);
     const float* x = x_tensor.flat<float>().data();
     const float* dy = dy_tensor.flat<float>().data();
-    const int64_t cost = g.chunks() / std::max<int64_t>(groups, 1) * kChunkTiles * kTile * block * 2;
-    knsde::ParallelFor(ctx, groups, cost, [&](int64_t begin, int64_t end) {
-      std::vector<float> V(kTile * kChunkTiles * g.c_in), dM(kTile * kChunkTiles * g.c_out);
-      for (int64_t group = begin; group < end; ++group) {
-        float* dU = &partial[group * kTile * block];
-        for (int64_t chunk = group; chunk < g.chunks(); chunk += groups) {
-          const int64_t t0 = chunk * kChunkTiles, count = std::min(kChunkTiles, g.tiles - t0);
-          TransformInput(g, x, t0, count, V.data());
-          TransformOutputGradient(g, dy, t0, count, dM.data());
-          for (int xi = 0; xi < kTile; ++xi) {
-            // dU_xi (C_in x C_out) += V_xi^T (C_in x count) dM_xi (count x C_out)
-            MatMul(&V[xi * count * g.c_in], 1, g.c_in, &dM[xi * count * g.c_out], g.c_out, g.c_in, count, g.c_out,
-                   dU + xi * block, g.c_out, true);
-          }
-        }
-      }
-    });
-    for (int64_t group = 1; group < groups; ++group) {
-      const float* p = &partial[group * kTile * block];
-      for (int64_t e = 0; e < kTile * block; ++e) partial[e] += p[e];
-    }
-    // dg[a][b] = sum_ij G[i][a] G[j][b] dU[ij]
     float* dk = dk_tensor->flat<float>().data();
-    std::fill(dk, dk + 9 * block, 0.0f);
-    for (int a = 0; a < 3; ++a) {
-      for (int b = 0; b < 3; ++b) {
-        float* out = dk + (3 * a + b) * block;
-        for (int i = 0; i < 4; ++i) {
-          for (int j = 0; j < 4; ++j) {
-            const float w = G[i][a] * G[j][b];
-            if (w == 0.0f) continue;
-            const float* du = &partial[(4 * i + j) * block];
-            for (int64_t e = 0; e < block; ++e) out[e] += w * du[e];
-          }
-        }
-      }
-    }
+    (tile_ == 4 ? FilterGradient<4> : FilterGradient<2>)(ctx, g, x, dy, dk);
   }
 };
 
