@@ -6,7 +6,7 @@ Times (fastest of --repeats, in ms) on one state of the paper's SDE block:
 the 3x3 convolution's three TF kernels (forward, Conv2DBackpropInput,
 Conv2DBackpropFilter), forward+backward with TF's gradient and with
 `same_conv2d`'s forward-convolution gradient, keras_nsde's Winograd kernels
-(forward, filter gradient, forward+backward), GroupNorm(+ReLU) forward+backward
+(F(4x4) and F(2x2): forward, filter gradient; forward+backward), GroupNorm(+ReLU) forward+backward
 (keras_nsde's fused kernels and their TF-op twins, Keras, PyTorch), one
 step's Gaussian increments (keras_nsde's Box-Muller vs
 `tf.random.stateless_normal` vs `torch.randn`), and PyTorch's convolution.
@@ -65,9 +65,11 @@ def tf_rows(batch, size, channels, repeats):
             input=x, filter_sizes=[3, 3, channels, channels], out_backprop=weights, strides=strides, padding="SAME")),
     }
     if conv_ops.can_winograd(x, kernel):
-        kernels["conv forward, keras_nsde Winograd"] = tf.function(lambda: conv_ops.winograd_conv2d(x, kernel))
-        kernels["conv filter gradient, keras_nsde Winograd"] = tf.function(
-            lambda: load_kernels().knsde_winograd_filter_grad(x, weights))
+        for tile in (4, 2):  # F(4x4, 3x3), the default, and F(2x2, 3x3)
+            kernels[f"conv forward, keras_nsde Winograd F({tile}x{tile})"] = tf.function(
+                lambda tile=tile: conv_ops.winograd_conv2d(x, kernel, tile=tile))
+            kernels[f"conv filter gradient, keras_nsde Winograd F({tile}x{tile})"] = tf.function(
+                lambda tile=tile: load_kernels().knsde_winograd_filter_grad(x, weights, tile=tile))
     rows = {name: fastest_ms(lambda f=f: f().numpy(), repeats) for name, f in kernels.items()}
     ours, ours_relu = GroupNorm(32), GroupNorm(32, relu=True)
     reference = keras.layers.GroupNormalization(32, epsilon=1e-5)
