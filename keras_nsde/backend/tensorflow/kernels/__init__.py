@@ -8,7 +8,8 @@
   gradient by Winograd's F(4x4, 3x3) algorithm (`conv_ops`), 4x fewer
   multiplications than the direct convolution oneDNN runs.
 - `philox_uniform_kernels.cc`: TensorFlow's stateless Philox uniforms, bit
-  for bit, with the rounds vectorised (`random_ops`).
+  for bit, with the rounds vectorised, and Box-Muller normals on them in the
+  same pass (`random_ops`).
 
 The library is built against the installed TensorFlow (its headers and
 `tf.sysconfig` flags) into a cache folder, once per source, TensorFlow

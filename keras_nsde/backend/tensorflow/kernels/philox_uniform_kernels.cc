@@ -1,7 +1,15 @@
 // Philox-4x32-10 uniforms, the numbers TensorFlow's StatelessRandomUniformV2
-// gives for the same key and counter, with the rounds vectorised.
+// gives for the same key and counter, with the rounds vectorised, and
+// Box-Muller normals on them in the same pass.
 //
 //   KnsdePhiloxUniform(shape, key, counter) -> (shape) float32 in [0, 1)
+//   KnsdePhiloxNormal(shape, key, counter)  -> (shape) float32 standard normals:
+//       with n = size, h = ceil(n / 2), u_j = uniform j and v_j = uniform h + j of the stream,
+//       r_j = sqrt(-2 log1p(-u_j)), a_j = 2 pi v_j:
+//       element j = r_j cos(a_j) (j < h), element h + j = r_j sin(a_j) (j < n - h),
+//       which is keras_nsde.backend.generic.box_muller on KnsdePhiloxUniform([2, h]);
+//       one pass instead of a Philox kernel and eight element-wise ones
+//       (Eigen's vectorised log1p, sqrt, cos and sin, as TensorFlow's ops use).
 //
 // TensorFlow fills element i from the Philox block of counter + i / 4
 // (a 128-bit sum), word i % 4, as float(0x3f800000 | (word & 0x7fffff)) - 1.
@@ -9,7 +17,11 @@
 // through them together (lane-wise 32x32 -> 64-bit products), which the
 // compiler turns into vector instructions. Same bits, a fraction of the time.
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+
+#include "Eigen/Core"
 
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -22,6 +34,18 @@ namespace {
 using namespace knsde;  // TensorFlow's kernel names, InvalidArgument, Status (knsde_common.h)
 
 REGISTER_OP("KnsdePhiloxUniform")
+    .Input("shape: int64")
+    .Input("key: uint64")
+    .Input("counter: uint64")
+    .Output("output: float")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle out;
+      TF_RETURN_IF_ERROR(c->MakeShapeFromShapeTensor(0, &out));
+      c->set_output(0, out);
+      return knsde::Ok();
+    });
+
+REGISTER_OP("KnsdePhiloxNormal")
     .Input("shape: int64")
     .Input("key: uint64")
     .Input("counter: uint64")
@@ -83,41 +107,103 @@ void PhiloxBlocks(const uint32_t key[2], const uint32_t counter[4], uint64_t fir
   }
 }
 
-class PhiloxUniformOp : public OpKernel {
- public:
-  explicit PhiloxUniformOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+// Uniforms first .. first + count - 1 of the stream (element i: block i / 4, word i % 4).
+void PhiloxUniforms(const uint32_t key[2], const uint32_t counter[4], int64_t first, int64_t count, float* out) {
+  uint32_t words[4 * kLanes];
+  for (int64_t i = 0; i < count;) {
+    const int64_t block = (first + i) / 4, offset = first + i - 4 * block;
+    PhiloxBlocks(key, counter, static_cast<uint64_t>(block), words);
+    const int64_t n = std::min<int64_t>(4 * kLanes - offset, count - i);
+    for (int64_t j = 0; j < n; ++j) out[i + j] = Uint32ToUnitFloat(words[offset + j]);
+    i += n;
+  }
+}
 
-  void Compute(OpKernelContext* ctx) override {
+// What both ops share: the checked key and counter, and the allocated output.
+class PhiloxOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+ protected:
+  // Reads the inputs and allocates the output; false (with the error set on ctx) on bad input.
+  bool Prepare(OpKernelContext* ctx, const char* name, uint32_t key[2], uint32_t counter[4], float** out, int64_t* size) {
     const Tensor& shape_tensor = ctx->input(0);
     const Tensor& key_tensor = ctx->input(1);
     const Tensor& counter_tensor = ctx->input(2);
-    OP_REQUIRES(ctx, key_tensor.NumElements() == 1 && counter_tensor.NumElements() == 2,
-                InvalidArgument("KnsdePhiloxUniform: key must hold 1 and counter 2 uint64 (Philox), got ",
-                                key_tensor.NumElements(), " and ", counter_tensor.NumElements()));
+    if (key_tensor.NumElements() != 1 || counter_tensor.NumElements() != 2) {
+      ctx->CtxFailure(InvalidArgument(name, ": key must hold 1 and counter 2 uint64 (Philox), got ", key_tensor.NumElements(),
+                                      " and ", counter_tensor.NumElements()));
+      return false;
+    }
     TensorShape shape;
-    OP_REQUIRES_OK(ctx, tensorflow::TensorShapeUtils::MakeShape(shape_tensor.vec<int64_t>(), &shape));
+    Status status = tensorflow::TensorShapeUtils::MakeShape(shape_tensor.vec<int64_t>(), &shape);
     Tensor* output_tensor = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, shape, &output_tensor));
+    if (status.ok()) status = ctx->allocate_output(0, shape, &output_tensor);
+    if (!status.ok()) {
+      ctx->CtxFailure(status);
+      return false;
+    }
     const uint64_t key64 = key_tensor.flat<uint64_t>()(0);
     const uint64_t counter_low = counter_tensor.flat<uint64_t>()(0), counter_high = counter_tensor.flat<uint64_t>()(1);
-    const uint32_t key[2] = {static_cast<uint32_t>(key64), static_cast<uint32_t>(key64 >> 32)};
-    const uint32_t counter[4] = {static_cast<uint32_t>(counter_low), static_cast<uint32_t>(counter_low >> 32),
-                                 static_cast<uint32_t>(counter_high), static_cast<uint32_t>(counter_high >> 32)};
-    float* out = output_tensor->flat<float>().data();
-    const int64_t size = shape.num_elements();
+    key[0] = static_cast<uint32_t>(key64);
+    key[1] = static_cast<uint32_t>(key64 >> 32);
+    counter[0] = static_cast<uint32_t>(counter_low);
+    counter[1] = static_cast<uint32_t>(counter_low >> 32);
+    counter[2] = static_cast<uint32_t>(counter_high);
+    counter[3] = static_cast<uint32_t>(counter_high >> 32);
+    *out = output_tensor->flat<float>().data();
+    *size = shape.num_elements();
+    return true;
+  }
+};
+
+class PhiloxUniformOp : public PhiloxOp {
+ public:
+  using PhiloxOp::PhiloxOp;
+
+  void Compute(OpKernelContext* ctx) override {
+    uint32_t key[2], counter[4];
+    float* out = nullptr;
+    int64_t size = 0;
+    if (!Prepare(ctx, "KnsdePhiloxUniform", key, counter, &out, &size)) return;
     constexpr int64_t kChunk = 4 * kLanes;  // floats per pass
-    const int64_t chunks = (size + kChunk - 1) / kChunk;
-    knsde::ParallelFor(ctx, chunks, 40 * kChunk, [&](int64_t begin, int64_t end) {
-      uint32_t words[kChunk];
+    knsde::ParallelFor(ctx, (size + kChunk - 1) / kChunk, 40 * kChunk, [&](int64_t begin, int64_t end) {
+      const int64_t first = begin * kChunk;
+      PhiloxUniforms(key, counter, first, std::min(end * kChunk, size) - first, out + first);
+    });
+  }
+};
+
+class PhiloxNormalOp : public PhiloxOp {
+ public:
+  using PhiloxOp::PhiloxOp;
+
+  void Compute(OpKernelContext* ctx) override {
+    uint32_t key[2], counter[4];
+    float* out = nullptr;
+    int64_t size = 0;
+    if (!Prepare(ctx, "KnsdePhiloxNormal", key, counter, &out, &size)) return;
+    const int64_t half = (size + 1) / 2;
+    constexpr int64_t kPairs = 1024;  // pairs per pass: u, v, r and a stay in L1
+    using Array = Eigen::Array<float, Eigen::Dynamic, 1>;
+    knsde::ParallelFor(ctx, (half + kPairs - 1) / kPairs, 120 * kPairs, [&](int64_t begin, int64_t end) {
+      float u[kPairs], v[kPairs], radius[kPairs], angle[kPairs];
       for (int64_t chunk = begin; chunk < end; ++chunk) {
-        PhiloxBlocks(key, counter, static_cast<uint64_t>(chunk) * kLanes, words);
-        const int64_t first = chunk * kChunk, count = std::min<int64_t>(kChunk, size - first);
-        for (int64_t i = 0; i < count; ++i) out[first + i] = Uint32ToUnitFloat(words[i]);
+        const int64_t first = chunk * kPairs, n = std::min(kPairs, half - first);
+        PhiloxUniforms(key, counter, first, n, u);
+        PhiloxUniforms(key, counter, half + first, n, v);
+        Eigen::Map<Array> r(radius, n), a(angle, n);
+        r = (-2.0f * (-Eigen::Map<const Array>(u, n)).log1p()).sqrt();  // 1 - u in (0, 1]: finite
+        a = Eigen::Map<const Array>(v, n) * static_cast<float>(2.0 * M_PI);
+        Eigen::Map<Array>(out + first, n) = r * a.cos();
+        const int64_t sines = std::min(n, size - half - first);  // the second half holds size - half normals
+        if (sines > 0) Eigen::Map<Array>(out + half + first, sines) = r.head(sines) * a.head(sines).sin();
       }
     });
   }
 };
 
 REGISTER_KERNEL_BUILDER(Name("KnsdePhiloxUniform").Device(DEVICE_CPU).HostMemory("shape"), PhiloxUniformOp);
+REGISTER_KERNEL_BUILDER(Name("KnsdePhiloxNormal").Device(DEVICE_CPU).HostMemory("shape"), PhiloxNormalOp);
 
 }  // namespace
