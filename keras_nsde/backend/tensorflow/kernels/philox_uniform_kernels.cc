@@ -33,29 +33,23 @@ namespace {
 
 using namespace knsde;  // TensorFlow's kernel names, InvalidArgument, Status (knsde_common.h)
 
+// Both ops' output has the shape the `shape` input holds.
+Status ShapeFromShapeInput(InferenceContext* c) {
+  ShapeHandle out;
+  TF_RETURN_IF_ERROR(c->MakeShapeFromShapeTensor(0, &out));
+  c->set_output(0, out);
+  return knsde::Ok();
+}
+
 REGISTER_OP("KnsdePhiloxUniform")
-    .Input("shape: int64")
-    .Input("key: uint64")
-    .Input("counter: uint64")
+    .Input("shape: int64").Input("key: uint64").Input("counter: uint64")
     .Output("output: float")
-    .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle out;
-      TF_RETURN_IF_ERROR(c->MakeShapeFromShapeTensor(0, &out));
-      c->set_output(0, out);
-      return knsde::Ok();
-    });
+    .SetShapeFn(ShapeFromShapeInput);
 
 REGISTER_OP("KnsdePhiloxNormal")
-    .Input("shape: int64")
-    .Input("key: uint64")
-    .Input("counter: uint64")
+    .Input("shape: int64").Input("key: uint64").Input("counter: uint64")
     .Output("output: float")
-    .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle out;
-      TF_RETURN_IF_ERROR(c->MakeShapeFromShapeTensor(0, &out));
-      c->set_output(0, out);
-      return knsde::Ok();
-    });
+    .SetShapeFn(ShapeFromShapeInput);
 
 constexpr uint64_t kMultiplierA = 0xD2511F53, kMultiplierB = 0xCD9E8D57;  // Philox-4x32 (Salmon et al., 2011)
 constexpr uint64_t kWeylA = 0x9E3779B9, kWeylB = 0xBB67AE85;              // the key's increments per round
