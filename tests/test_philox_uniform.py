@@ -96,3 +96,4 @@ def test_normal_kernel_draws_standard_normals():
     draws = philox_normal(tf.constant([400001]), tf.constant([9, 9], tf.int32), tf.float32).numpy()
     assert np.all(np.isfinite(draws))
     assert abs(draws.mean()) < 0.01 and abs(draws.var() - 1) < 0.01 and abs(np.mean(draws**4) - 3) < 0.05
+

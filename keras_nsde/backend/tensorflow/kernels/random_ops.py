@@ -45,4 +45,5 @@ def philox_normal(shape, seed, dtype):
     if tf.as_dtype(dtype) != tf.float32 or not kernels_usable():
         return None
     key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
-    return load_kernels().knsde_philox_normal(tf.cast(shape, tf.int64), key, counter)
+    normals = load_kernels().knsde_philox_normal(tf.cast(shape, tf.int64), key, counter)
+    return tf.reshape(normals, shape)  # no copy; the static shape as `tf.reshape` infers it (as the twin's does)
