@@ -52,11 +52,11 @@ def uniform(shape, seed, dtype):
 def normal(shape, seed, dtype):
     """Standard normals of `shape` by Box-Muller on Philox uniforms, a function of the seed alone.
 
-    On CPU this takes about a third of the time of `tf.random.stateless_normal`
-    (benchmarks/op_time.py, docs/benchmarks.md), which runs a slower kernel;
-    the two give different numbers for one seed. Where the compiled kernels
-    run, one kernel draws the uniforms and transforms them
-    (`kernels.random_ops.philox_normal`).
+    On CPU this takes a quarter (with the compiled kernels, where one kernel
+    draws the uniforms and transforms them: `kernels.random_ops.philox_normal`)
+    to a third (TensorFlow ops) of the time of `tf.random.stateless_normal`
+    (benchmarks/op_time.py, docs/performance.md), which runs a slower kernel;
+    the two give different numbers for one seed.
     """
     fused = philox_normal(shape, seed, dtype)  # the same normals from one kernel, where the kernels run
     if fused is not None:
