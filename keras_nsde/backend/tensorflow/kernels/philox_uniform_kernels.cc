@@ -113,53 +113,40 @@ void PhiloxUniforms(const uint32_t key[2], const uint32_t counter[4], int64_t fi
   }
 }
 
-// What both ops share: the checked key and counter, and the allocated output.
+// What both ops share: checking the key and counter, allocating the output;
+// each op fills the output with its numbers (Fill).
 class PhiloxOp : public OpKernel {
  public:
   using OpKernel::OpKernel;
 
- protected:
-  // Reads the inputs and allocates the output; false (with the error set on ctx) on bad input.
-  bool Prepare(OpKernelContext* ctx, const char* name, uint32_t key[2], uint32_t counter[4], float** out, int64_t* size) {
-    const Tensor& shape_tensor = ctx->input(0);
+  void Compute(OpKernelContext* ctx) final {
     const Tensor& key_tensor = ctx->input(1);
     const Tensor& counter_tensor = ctx->input(2);
-    if (key_tensor.NumElements() != 1 || counter_tensor.NumElements() != 2) {
-      ctx->CtxFailure(InvalidArgument(name, ": key must hold 1 and counter 2 uint64 (Philox), got ", key_tensor.NumElements(),
-                                      " and ", counter_tensor.NumElements()));
-      return false;
-    }
+    OP_REQUIRES(ctx, key_tensor.NumElements() == 1 && counter_tensor.NumElements() == 2,
+                InvalidArgument(type_string(), ": key must hold 1 and counter 2 uint64 (Philox), got ",
+                                key_tensor.NumElements(), " and ", counter_tensor.NumElements()));
     TensorShape shape;
-    Status status = tensorflow::TensorShapeUtils::MakeShape(shape_tensor.vec<int64_t>(), &shape);
+    OP_REQUIRES_OK(ctx, tensorflow::TensorShapeUtils::MakeShape(ctx->input(0).vec<int64_t>(), &shape));
     Tensor* output_tensor = nullptr;
-    if (status.ok()) status = ctx->allocate_output(0, shape, &output_tensor);
-    if (!status.ok()) {
-      ctx->CtxFailure(status);
-      return false;
-    }
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, shape, &output_tensor));
     const uint64_t key64 = key_tensor.flat<uint64_t>()(0);
     const uint64_t counter_low = counter_tensor.flat<uint64_t>()(0), counter_high = counter_tensor.flat<uint64_t>()(1);
-    key[0] = static_cast<uint32_t>(key64);
-    key[1] = static_cast<uint32_t>(key64 >> 32);
-    counter[0] = static_cast<uint32_t>(counter_low);
-    counter[1] = static_cast<uint32_t>(counter_low >> 32);
-    counter[2] = static_cast<uint32_t>(counter_high);
-    counter[3] = static_cast<uint32_t>(counter_high >> 32);
-    *out = output_tensor->flat<float>().data();
-    *size = shape.num_elements();
-    return true;
+    const uint32_t key[2] = {static_cast<uint32_t>(key64), static_cast<uint32_t>(key64 >> 32)};
+    const uint32_t counter[4] = {static_cast<uint32_t>(counter_low), static_cast<uint32_t>(counter_low >> 32),
+                                 static_cast<uint32_t>(counter_high), static_cast<uint32_t>(counter_high >> 32)};
+    Fill(ctx, key, counter, output_tensor->flat<float>().data(), shape.num_elements());
   }
+
+ protected:
+  virtual void Fill(OpKernelContext* ctx, const uint32_t key[2], const uint32_t counter[4], float* out, int64_t size) = 0;
 };
 
 class PhiloxUniformOp : public PhiloxOp {
  public:
   using PhiloxOp::PhiloxOp;
 
-  void Compute(OpKernelContext* ctx) override {
-    uint32_t key[2], counter[4];
-    float* out = nullptr;
-    int64_t size = 0;
-    if (!Prepare(ctx, "KnsdePhiloxUniform", key, counter, &out, &size)) return;
+ protected:
+  void Fill(OpKernelContext* ctx, const uint32_t key[2], const uint32_t counter[4], float* out, int64_t size) override {
     constexpr int64_t kChunk = 4 * kLanes;  // floats per pass
     knsde::ParallelFor(ctx, (size + kChunk - 1) / kChunk, 40 * kChunk, [&](int64_t begin, int64_t end) {
       const int64_t first = begin * kChunk;
@@ -172,11 +159,8 @@ class PhiloxNormalOp : public PhiloxOp {
  public:
   using PhiloxOp::PhiloxOp;
 
-  void Compute(OpKernelContext* ctx) override {
-    uint32_t key[2], counter[4];
-    float* out = nullptr;
-    int64_t size = 0;
-    if (!Prepare(ctx, "KnsdePhiloxNormal", key, counter, &out, &size)) return;
+ protected:
+  void Fill(OpKernelContext* ctx, const uint32_t key[2], const uint32_t counter[4], float* out, int64_t size) override {
     const int64_t half = (size + 1) / 2;
     constexpr int64_t kPairs = 1024;  // pairs per pass: u, v, r and a stay in L1
     using Array = Eigen::Array<float, Eigen::Dynamic, 1>;
